@@ -1,0 +1,307 @@
+//! The config file: its format (TOML, CONTRACT section 1), the validated model it turns
+//! into, and every check that runs before anything is applied.
+//!
+//! Owns: reading `offramp.toml`, defaults, path resolution, error reporting with file,
+//! line and key. Does not own: what the proxy does with a config (see `routes`) or when a
+//! config is re-read (see `reload`).
+
+mod parse;
+mod url;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use url::StatusUrl;
+
+/// Where the config lives when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/offramp/offramp.toml";
+/// Control socket path when `[server] control` is not set.
+pub const DEFAULT_CONTROL: &str = "/run/offramp/control.sock";
+/// State file path when `[server] state` is not set.
+pub const DEFAULT_STATE: &str = "/var/lib/offramp/state.json";
+/// Upstream connect timeout when a site does not set `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upstream read timeout when a site does not set `read_timeout`.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Drain time on shutdown when `[server] grace` is not set.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// A validated config: everything in it has been checked, paths are absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this config was read from.
+    pub file: PathBuf,
+    pub server: Server,
+    pub maintenance: Maintenance,
+    pub sites: Vec<Site>,
+    pub status: Option<StatusSection>,
+    pub demo: Option<Demo>,
+}
+
+/// `[server]`: listeners and process-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub certs: Option<PathBuf>,
+    pub redirect_https: bool,
+    pub threads: usize,
+    pub control: PathBuf,
+    pub state: PathBuf,
+    pub grace: Duration,
+    pub admin: Option<SocketAddr>,
+    pub access_log: bool,
+}
+
+/// `[maintenance]`: what offline visitors get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    /// `None` only when `code = 503` and no page is linked.
+    pub status_page: Option<StatusPage>,
+    pub code: OfflineCode,
+    pub keep_uri: bool,
+}
+
+/// Where offline visitors are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusPage {
+    Url(StatusUrl),
+    Builtin,
+}
+
+/// The answer an offline site gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineCode {
+    /// 302 Found: redirect, method may change to GET.
+    Found,
+    /// 307 Temporary Redirect: redirect, method kept.
+    Temporary,
+    /// 503 Service Unavailable: maintenance page served in place.
+    Unavailable,
+}
+
+impl OfflineCode {
+    /// The HTTP status code.
+    pub fn status(self) -> u16 {
+        match self {
+            OfflineCode::Found => 302,
+            OfflineCode::Temporary => 307,
+            OfflineCode::Unavailable => 503,
+        }
+    }
+}
+
+/// A site's configured or effective state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteState {
+    Online,
+    Offline,
+}
+
+impl SiteState {
+    /// `"online"` or `"offline"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteState::Online => "online",
+            SiteState::Offline => "offline",
+        }
+    }
+}
+
+impl fmt::Display for SiteState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[site]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub name: String,
+    pub hosts: Vec<HostPattern>,
+    pub upstreams: Vec<Upstream>,
+    pub state: SiteState,
+    pub status_page: Option<StatusPage>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub tls_verify: bool,
+}
+
+/// A host name a site answers for, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// `cloud.home.example`
+    Exact(String),
+    /// `*.cloud.home.example`, stored as the suffix `cloud.home.example`; matches any
+    /// name that ends in `.cloud.home.example` (one or more labels), not the bare suffix.
+    Wildcard(String),
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Wildcard(s) => write!(f, "*.{s}"),
+        }
+    }
+}
+
+/// One upstream of a site: `http://192.168.1.20:8080` or `https://nas.lan`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// As written in the config.
+    pub url: String,
+    pub tls: bool,
+    /// Host part of the URL (used for SNI on `https://`).
+    pub host: String,
+    pub port: u16,
+    /// Resolved when the config was loaded.
+    pub addr: SocketAddr,
+}
+
+/// `[status]`: the built-in status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSection {
+    pub hosts: Vec<String>,
+    pub title: String,
+}
+
+/// `[demo]`: a tiny built-in origin for trying offramp out; not for production.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demo {
+    pub listen: SocketAddr,
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is not tied to a line (file unreadable).
+    pub line: usize,
+    /// Dotted key, e.g. `server.http` or `site[2].upstream` (`site[N]` counts from 1).
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (0, true) => write!(f, "{}: {}", self.file.display(), self.message),
+            (0, false) => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
+            (l, true) => write!(f, "{}:{}: {}", self.file.display(), l, self.message),
+            (l, false) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                l,
+                self.key,
+                self.message
+            ),
+        }
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = absolute(path);
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                key: String::new(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Validates `text` as if read from `file` (relative paths resolve against its directory).
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        parse::parse(text, &absolute(file))
+    }
+
+    /// The site named `name`.
+    pub fn site(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// The status page a site's offline visitors are sent to.
+    pub fn status_page_of<'a>(&'a self, site: &'a Site) -> Option<&'a StatusPage> {
+        site.status_page
+            .as_ref()
+            .or(self.maintenance.status_page.as_ref())
+    }
+}
+
+/// Reads only `[server] control` from a config file, leniently, so that CLI commands
+/// find the daemon even when the file has errors elsewhere. `None` when the file cannot
+/// be read or does not set it.
+pub fn control_path_hint(path: &Path) -> Option<PathBuf> {
+    let file = absolute(path);
+    let text = std::fs::read_to_string(&file).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let control = table.get("server")?.get("control")?.as_str()?;
+    Some(resolve_path(&file, control))
+}
+
+/// `path` made absolute against the current directory.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// A path from the config file, relative to the file's own directory.
+pub(crate) fn resolve_path(config_file: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let base = config_file.parent().unwrap_or_else(|| Path::new("/"));
+    normalize(&base.join(p))
+}
+
+/// Removes `.` and `..` components lexically so paths in messages read well.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,629 @@
+//! TOML text → validated `Config`, collecting every error with its line.
+//!
+//! The document is walked by hand over toml's spanned parse tree rather than through
+//! serde, so that one pass reports all problems (unknown keys, wrong types, bad values,
+//! cross-site conflicts) instead of stopping at the first.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::url::{split_host_port, valid_host, StatusUrl};
+use super::*;
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Error collector that knows how to turn byte offsets into line numbers.
+struct Ctx<'a> {
+    file: &'a Path,
+    line_starts: Vec<usize>,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        match self.line_starts.binary_search(&span.start) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+
+    fn err(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let line = self.line(span);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn string(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.err(&v.span(), key, format!("expected a string, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, v: &Value<'_>) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.err(&v.span(), key, format!("expected true or false, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str, v: &Value<'_>) -> Option<i64> {
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.err(&v.span(), key, "integer out of range");
+                    None
+                }
+            },
+            other => {
+                self.err(&v.span(), key, format!("expected an integer, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    /// A string or an array of strings, each with its own span.
+    fn strings(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<(String, Range<usize>)>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(vec![(s.to_string(), v.span())]),
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    out.push((self.string(key, item)?, item.span()));
+                }
+                Some(out)
+            }
+            other => {
+                self.err(
+                    &v.span(),
+                    key,
+                    format!("expected a string or an array of strings, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str, v: &Value<'_>) -> Option<Duration> {
+        let s = self.string(key, v)?;
+        match crate::duration::parse(&s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(&v.span(), key, e);
+                None
+            }
+        }
+    }
+
+    fn addrs(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<SocketAddr>> {
+        let mut out = Vec::new();
+        for (s, span) in self.strings(key, v)? {
+            match s.parse::<SocketAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => self.err(
+                    &span,
+                    key,
+                    format!("{s:?} is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::]:443\")"),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn table<'t, 'i>(&mut self, key: &str, v: &'t Value<'i>) -> Option<&'t DeTable<'i>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.err(&v.span(), key, format!("expected a table, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn unknown(&mut self, key: &str, span: &Range<usize>, known: &[&str]) {
+        self.err(span, key, format!("unknown key (expected one of: {})", known.join(", ")));
+    }
+}
+
+pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let mut ctx = Ctx {
+        file,
+        line_starts: std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
+        errors: Vec::new(),
+    };
+    let root = match DeTable::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let (_, errs) = DeTable::parse_recoverable(text);
+            let errs = if errs.is_empty() { vec![e] } else { errs };
+            for e in errs {
+                let span = e.span().unwrap_or(0..0);
+                let msg = e.message().trim().to_string();
+                ctx.err(&span, "", format!("TOML syntax error: {msg}"));
+            }
+            return Err(ConfigErrors(ctx.errors));
+        }
+    };
+
+    let mut server = None;
+    let mut maintenance = None;
+    let mut sites = Vec::new();
+    let mut status = None;
+    let mut demo = None;
+    let mut site_span = None;
+    for (k, v) in root.get_ref().iter() {
+        match k.get_ref().as_ref() {
+            "server" => server = ctx.table("server", v).map(|t| parse_server(&mut ctx, t, file)),
+            "maintenance" => {
+                maintenance = ctx.table("maintenance", v).map(|t| parse_maintenance(&mut ctx, t))
+            }
+            "site" => {
+                site_span = Some(v.span());
+                match v.get_ref() {
+                    DeValue::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            let key = format!("site[{}]", i + 1);
+                            if let Some(t) = ctx.table(&key, item) {
+                                sites.push((parse_site(&mut ctx, t, &key), item.span()));
+                            }
+                        }
+                    }
+                    _ => ctx.err(&v.span(), "site", "sites are written as [[site]] tables"),
+                }
+            }
+            "status" => status = ctx.table("status", v).map(|t| parse_status(&mut ctx, t)),
+            "demo" => demo = ctx.table("demo", v).and_then(|t| parse_demo(&mut ctx, t)),
+            other => ctx.unknown(other, &k.span(), &["server", "maintenance", "site", "status", "demo"]),
+        }
+    }
+    let server = server.unwrap_or_else(|| parse_server(&mut ctx, &DeTable::new(), file));
+    let maintenance = maintenance.unwrap_or_else(|| parse_maintenance(&mut ctx, &DeTable::new()));
+
+    let sites = check_sites(&mut ctx, sites, site_span.as_ref());
+    check_whole(&mut ctx, &server, &maintenance, &sites, status.as_ref(), demo.as_ref());
+
+    if !ctx.errors.is_empty() {
+        ctx.errors.sort_by_key(|e| e.line);
+        return Err(ConfigErrors(ctx.errors));
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        server,
+        maintenance,
+        sites: sites.into_iter().map(|(s, _)| s).collect(),
+        status,
+        demo,
+    })
+}
+
+const SERVER_KEYS: &[&str] = &[
+    "http", "https", "certs", "redirect_https", "threads", "control", "state", "grace", "admin",
+    "access_log",
+];
+
+fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
+    let mut s = Server {
+        http: Vec::new(),
+        https: Vec::new(),
+        certs: None,
+        redirect_https: false,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        control: PathBuf::from(DEFAULT_CONTROL),
+        state: PathBuf::from(DEFAULT_STATE),
+        grace: DEFAULT_GRACE,
+        admin: None,
+        access_log: true,
+    };
+    for (k, v) in t.iter() {
+        let name = k.get_ref().as_ref();
+        let key = format!("server.{name}");
+        match name {
+            "http" => s.http = ctx.addrs(&key, v).unwrap_or_default(),
+            "https" => {
+                s.https = ctx.addrs(&key, v).unwrap_or_default();
+                if !s.https.is_empty() {
+                    ctx.err(&v.span(), &key, "TLS listeners are not supported yet by this version of offramp (remove server.https)");
+                }
+            }
+            "certs" => s.certs = ctx.string(&key, v).map(|p| resolve_path(file, &p)),
+            "redirect_https" => {
+                s.redirect_https = ctx.boolean(&key, v).unwrap_or(false);
+                if s.redirect_https {
+                    ctx.err(&v.span(), &key, "redirect_https is not supported yet by this version of offramp (it needs TLS listeners)");
+                }
+            }
+            "threads" => {
+                if let Some(n) = ctx.integer(&key, v) {
+                    if (1..=256).contains(&n) {
+                        s.threads = n as usize;
+                    } else {
+                        ctx.err(&v.span(), &key, format!("must be between 1 and 256, got {n}"));
+                    }
+                }
+            }
+            "control" => {
+                if let Some(p) = ctx.string(&key, v) {
+                    s.control = resolve_path(file, &p);
+                    // sun_path holds 108 bytes including the terminating NUL.
+                    if s.control.as_os_str().len() > 107 {
+                        ctx.err(&v.span(), &key, format!("socket path {} is longer than the 107 bytes a Unix socket path may have", s.control.display()));
+                    }
+                }
+            }
+            "state" => {
+                if let Some(p) = ctx.string(&key, v) {
+                    s.state = resolve_path(file, &p)
+                }
+            }
+            "grace" => s.grace = ctx.duration(&key, v).unwrap_or(DEFAULT_GRACE),
+            "admin" => {
+                if let Some(a) = ctx.string(&key, v) {
+                    match a.parse::<SocketAddr>() {
+                        Ok(addr) => {
+                            s.admin = Some(addr);
+                            ctx.err(&v.span(), &key, "the admin listener (/metrics, /healthz) is not supported yet by this version of offramp (remove server.admin)");
+                        }
+                        Err(_) => ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address")),
+                    }
+                }
+            }
+            "access_log" => s.access_log = ctx.boolean(&key, v).unwrap_or(true),
+            _ => ctx.unknown(&key, &k.span(), SERVER_KEYS),
+        }
+    }
+    s
+}
+
+const MAINTENANCE_KEYS: &[&str] = &["status_page", "code", "keep_uri"];
+
+fn parse_status_page(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<StatusPage> {
+    let s = ctx.string(key, v)?;
+    if s == "builtin" {
+        ctx.err(&v.span(), key, "status_page = \"builtin\" is not supported yet by this version of offramp; give the URL of your status page");
+        return Some(StatusPage::Builtin);
+    }
+    match StatusUrl::parse(&s) {
+        Ok(u) => Some(StatusPage::Url(u)),
+        Err(e) => {
+            ctx.err(&v.span(), key, e);
+            None
+        }
+    }
+}
+
+fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenance {
+    let mut m = Maintenance {
+        status_page: None,
+        code: OfflineCode::Found,
+        keep_uri: true,
+    };
+    for (k, v) in t.iter() {
+        let name = k.get_ref().as_ref();
+        let key = format!("maintenance.{name}");
+        match name {
+            "status_page" => m.status_page = parse_status_page(ctx, &key, v),
+            "code" => {
+                if let Some(c) = ctx.integer(&key, v) {
+                    m.code = match c {
+                        302 => OfflineCode::Found,
+                        307 => OfflineCode::Temporary,
+                        503 => OfflineCode::Unavailable,
+                        other => {
+                            ctx.err(&v.span(), &key, format!("must be 302, 307 or 503, got {other}"));
+                            OfflineCode::Found
+                        }
+                    }
+                }
+            }
+            "keep_uri" => m.keep_uri = ctx.boolean(&key, v).unwrap_or(true),
+            _ => ctx.unknown(&key, &k.span(), MAINTENANCE_KEYS),
+        }
+    }
+    m
+}
+
+const SITE_KEYS: &[&str] = &[
+    "name", "hosts", "upstream", "state", "status_page", "connect_timeout", "read_timeout",
+    "tls_verify",
+];
+
+fn parse_site(ctx: &mut Ctx<'_>, t: &DeTable<'_>, prefix: &str) -> Site {
+    let mut site = Site {
+        name: String::new(),
+        hosts: Vec::new(),
+        upstreams: Vec::new(),
+        state: SiteState::Online,
+        status_page: None,
+        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: DEFAULT_READ_TIMEOUT,
+        tls_verify: true,
+    };
+    let mut seen_upstream = false;
+    for (k, v) in t.iter() {
+        let name = k.get_ref().as_ref();
+        let key = format!("{prefix}.{name}");
+        match name {
+            "name" => {
+                if let Some(n) = ctx.string(&key, v) {
+                    let ok = (1..=63).contains(&n.len())
+                        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                    if !ok {
+                        ctx.err(&v.span(), &key, format!("{n:?} is not a valid site name: use 1 to 63 of a-z, 0-9 and -"));
+                    }
+                    site.name = n;
+                }
+            }
+            "hosts" => {
+                for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
+                    match parse_host_pattern(&h) {
+                        Ok(p) => {
+                            if site.hosts.contains(&p) {
+                                ctx.err(&span, &key, format!("host {p} is listed twice"));
+                            } else {
+                                site.hosts.push(p);
+                            }
+                        }
+                        Err(e) => ctx.err(&span, &key, e),
+                    }
+                }
+            }
+            "upstream" => {
+                seen_upstream = true;
+                let list = ctx.strings(&key, v).unwrap_or_default();
+                if list.is_empty() {
+                    ctx.err(&v.span(), &key, "needs at least one upstream URL");
+                }
+                for (u, span) in list {
+                    match parse_upstream(&u) {
+                        Ok(up) => site.upstreams.push(up),
+                        Err(e) => ctx.err(&span, &key, e),
+                    }
+                }
+            }
+            "state" => {
+                if let Some(s) = ctx.string(&key, v) {
+                    match s.as_str() {
+                        "online" => site.state = SiteState::Online,
+                        "offline" => site.state = SiteState::Offline,
+                        _ => ctx.err(&v.span(), &key, format!("must be \"online\" or \"offline\", got {s:?}")),
+                    }
+                }
+            }
+            "status_page" => site.status_page = parse_status_page(ctx, &key, v),
+            "connect_timeout" | "read_timeout" => {
+                if let Some(d) = ctx.duration(&key, v) {
+                    if d.is_zero() {
+                        ctx.err(&v.span(), &key, "must be greater than zero");
+                    } else if name == "connect_timeout" {
+                        site.connect_timeout = d;
+                    } else {
+                        site.read_timeout = d;
+                    }
+                }
+            }
+            "tls_verify" => site.tls_verify = ctx.boolean(&key, v).unwrap_or(true),
+            _ => ctx.unknown(&key, &k.span(), SITE_KEYS),
+        }
+    }
+    if !seen_upstream {
+        let span = t.iter().next().map(|(k, _)| k.span()).unwrap_or(0..0);
+        ctx.err(&span, &format!("{prefix}.upstream"), "missing: every site needs an upstream URL");
+    }
+    site
+}
+
+/// `cloud.example`, `*.cloud.example` → lower-cased pattern.
+fn parse_host_pattern(h: &str) -> Result<HostPattern, String> {
+    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(suffix) = lower.strip_prefix("*.") {
+        if suffix.contains('*') || !valid_host(suffix) {
+            return Err(format!("{h:?} is not a valid host name or *. wildcard"));
+        }
+        return Ok(HostPattern::Wildcard(suffix.to_string()));
+    }
+    if lower.contains('*') {
+        return Err(format!("{h:?}: a wildcard must be the whole first label, as in \"*.example.com\""));
+    }
+    if lower.contains(':') && !lower.starts_with('[') {
+        return Err(format!("{h:?}: hosts are matched without a port; write the name alone"));
+    }
+    if !valid_host(&lower) {
+        return Err(format!("{h:?} is not a valid host name"));
+    }
+    Ok(HostPattern::Exact(lower))
+}
+
+/// `http://host[:port]` or `https://host[:port]`, resolved now.
+fn parse_upstream(u: &str) -> Result<Upstream, String> {
+    let lower = u.to_ascii_lowercase();
+    let (tls, rest) = if lower.starts_with("https://") {
+        (true, &u[8..])
+    } else if lower.starts_with("http://") {
+        (false, &u[7..])
+    } else {
+        return Err(format!("{u:?} must start with http:// or https://"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "{u:?}: an upstream is scheme://host[:port] only (no path, query or user)"
+        ));
+    }
+    let (host, port) =
+        split_host_port(authority).ok_or_else(|| format!("{u:?} has an invalid host or port"))?;
+    if !valid_host(host) {
+        return Err(format!("{u:?} has an invalid host {host:?}"));
+    }
+    let port: u16 = match port {
+        Some(p) => p.parse().map_err(|_| format!("{u:?} has an invalid port"))?,
+        None if tls => 443,
+        None => 80,
+    };
+    if port == 0 {
+        return Err(format!("{u:?}: port 0 is not a valid upstream port"));
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve upstream host {host:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("upstream host {host:?} resolves to no address"))?;
+    Ok(Upstream {
+        url: u.to_string(),
+        tls,
+        host: bare.to_ascii_lowercase(),
+        port,
+        addr,
+    })
+}
+
+fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> StatusSection {
+    let mut s = StatusSection {
+        hosts: Vec::new(),
+        title: "Status".into(),
+    };
+    for (k, v) in t.iter() {
+        let name = k.get_ref().as_ref();
+        let key = format!("status.{name}");
+        match name {
+            "hosts" => {
+                for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
+                    let lower = h.to_ascii_lowercase();
+                    if valid_host(&lower) {
+                        s.hosts.push(lower);
+                    } else {
+                        ctx.err(&span, &key, format!("{h:?} is not a valid host name"));
+                    }
+                }
+            }
+            "title" => s.title = ctx.string(&key, v).unwrap_or(s.title),
+            _ => ctx.unknown(&key, &k.span(), &["hosts", "title"]),
+        }
+    }
+    s
+}
+
+fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<Demo> {
+    let mut listen = None;
+    for (k, v) in t.iter() {
+        let name = k.get_ref().as_ref();
+        let key = format!("demo.{name}");
+        match name {
+            "listen" => {
+                if let Some(a) = ctx.string(&key, v) {
+                    match a.parse::<SocketAddr>() {
+                        Ok(addr) => listen = Some(addr),
+                        Err(_) => ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address")),
+                    }
+                }
+            }
+            _ => ctx.unknown(&key, &k.span(), &["listen"]),
+        }
+    }
+    if listen.is_none() && ctx.errors.is_empty() {
+        ctx.err(&(0..0), "demo.listen", "missing: the demo origin needs an address");
+    }
+    listen.map(|listen| Demo { listen })
+}
+
+/// Checks across sites: unique names, each host claimed once.
+fn check_sites(
+    ctx: &mut Ctx<'_>,
+    sites: Vec<(Site, Range<usize>)>,
+    _span: Option<&Range<usize>>,
+) -> Vec<(Site, Range<usize>)> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut hosts: HashMap<HostPattern, String> = HashMap::new();
+    for (i, (site, span)) in sites.iter().enumerate() {
+        let key = format!("site[{}]", i + 1);
+        if site.name.is_empty() {
+            ctx.err(span, &format!("{key}.name"), "missing: every site needs a name");
+        } else if let Some(first) = names.insert(site.name.clone(), i + 1) {
+            ctx.err(span, &format!("{key}.name"), format!("duplicate site name {:?} (also site[{first}])", site.name));
+        }
+        if site.hosts.is_empty() {
+            ctx.err(span, &format!("{key}.hosts"), "missing: every site needs at least one host");
+        }
+        for h in &site.hosts {
+            if let Some(other) = hosts.get(h) {
+                ctx.err(span, &format!("{key}.hosts"), format!("host {h} is already claimed by site {other:?}"));
+            } else {
+                hosts.insert(h.clone(), site.name.clone());
+            }
+        }
+    }
+    sites
+}
+
+fn check_whole(
+    ctx: &mut Ctx<'_>,
+    server: &Server,
+    maintenance: &Maintenance,
+    sites: &[(Site, Range<usize>)],
+    status: Option<&StatusSection>,
+    demo: Option<&Demo>,
+) {
+    if server.http.is_empty() && server.https.is_empty() {
+        ctx.err(&(0..0), "server.http", "no listeners: set [server] http (e.g. http = [\"127.0.0.1:8080\"])");
+    }
+    let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
+    let listeners = server
+        .http
+        .iter()
+        .map(|a| (a, "server.http"))
+        .chain(server.https.iter().map(|a| (a, "server.https")))
+        .chain(server.admin.iter().map(|a| (a, "server.admin")))
+        .chain(demo.iter().map(|d| (&d.listen, "demo.listen")));
+    for (addr, key) in listeners {
+        if addr.port() == 0 {
+            continue; // each port-0 listener gets its own port
+        }
+        if let Some(first) = seen.insert(*addr, key) {
+            ctx.err(&(0..0), key, format!("address {addr} is used twice (also {first})"));
+        }
+    }
+    if server.control == server.state {
+        ctx.err(&(0..0), "server.state", "the state file and the control socket must be different paths");
+    }
+    if maintenance.code != OfflineCode::Unavailable && maintenance.status_page.is_none() {
+        for (i, (site, span)) in sites.iter().enumerate() {
+            if site.status_page.is_none() {
+                ctx.err(
+                    span,
+                    &format!("site[{}]", i + 1),
+                    format!(
+                        "site {:?} has no status page to redirect to: set [maintenance] status_page, or status_page on the site, or code = 503",
+                        site.name
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(st) = status {
+        for h in &st.hosts {
+            let p = HostPattern::Exact(h.clone());
+            if let Some((s, span)) = sites.iter().find(|(s, _)| s.hosts.contains(&p)) {
+                ctx.err(span, "status.hosts", format!("host {h} is both a status host and a host of site {:?}", s.name));
+            }
+        }
+    }
+}

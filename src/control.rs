@@ -1,0 +1,260 @@
+//! The control socket, server side: a Unix stream socket speaking one JSON object per
+//! line each way (CONTRACT section 4).
+//!
+//! ```text
+//! -> {"cmd":"offline","sites":["cloud"],"reason":"disk swap","until":"30m"}
+//! <- {"ok":true,"sites":[{"name":"cloud","state":"offline","source":"runtime",...}]}
+//! ```
+//!
+//! Owns: the socket file (created 0660, a stale one replaced, a live one refused), the
+//! wire format, limits (line size, idle time, concurrent clients). Does not own: what a
+//! command does (see `daemon`).
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::config::SiteState;
+use crate::daemon::{Daemon, Target};
+
+/// Longest request line accepted, in bytes.
+pub const MAX_LINE: usize = 64 * 1024;
+/// A client that sends no complete line for this long is disconnected.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Clients served at once; more are told to retry and disconnected.
+pub const MAX_CLIENTS: usize = 64;
+
+/// One request on the control socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub cmd: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A duration from now (`"30m"`) or an RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// Binds the control socket at `path` with mode 0660.
+///
+/// A socket file left by a dead daemon is replaced; one a live daemon answers on is
+/// refused, and so is any path that is not a socket.
+pub fn bind(path: &Path) -> Result<StdUnixListener, String> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(format!(
+                    "another offramp is already running on control socket {shown}; stop it first"
+                ))
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::NotFound => {
+                info!("replacing stale control socket {shown}");
+            }
+            Err(e) => return Err(format!("cannot check control socket {shown}: {e}")),
+        },
+        Ok(_) => {
+            return Err(format!(
+                "{shown} exists and is not a socket; refusing to replace it (fix [server] control)"
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot use control socket path {shown}: {e}")),
+    }
+    // Bind under a temporary name, set the mode, then rename into place, so no client
+    // ever sees the socket with the umask's permissions and a stale file is replaced
+    // atomically.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let fail = |e: std::io::Error| format!("cannot create control socket {shown}: {e}");
+    let listener = StdUnixListener::bind(&tmp).map_err(fail)?;
+    let setup = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .and_then(|_| listener.set_nonblocking(true));
+    if let Err(e) = setup {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    info!("listening proto=control addr={shown}");
+    Ok(listener)
+}
+
+/// Removes the socket file at shutdown.
+pub fn cleanup(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// Accepts control clients until the process exits.
+pub async fn serve(listener: StdUnixListener, daemon: Arc<Daemon>) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("control socket unusable: {e}");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    loop {
+        let (mut stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let _ = stream.write_all(b"{\"ok\":false,\"error\":\"too many control clients, try again\"}\n").await;
+            continue;
+        };
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = client(stream, daemon).await {
+                debug!("control client: {e}");
+            }
+        });
+    }
+}
+
+async fn client(stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result<()> {
+    let uid = stream.peer_cred().ok().map(|c| c.uid());
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match tokio::time::timeout(
+            IDLE_TIMEOUT,
+            (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line),
+        )
+        .await
+        {
+            Ok(r) => r?,
+            Err(_) => return Ok(()), // idle
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') && line.len() > MAX_LINE {
+            let reply = error_reply(&format!("request line longer than {MAX_LINE} bytes"));
+            write.write_all(reply.as_bytes()).await?;
+            return Ok(());
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let reply = match serde_json::from_slice::<Request>(&line) {
+            Ok(req) => {
+                let daemon = daemon.clone();
+                match tokio::task::spawn_blocking(move || handle(&daemon, req, uid)).await {
+                    Ok(v) => v,
+                    Err(e) => json!({"ok": false, "error": format!("internal error: {e}")}),
+                }
+            }
+            Err(e) => json!({"ok": false, "error": format!("invalid request: {e}")}),
+        };
+        let mut out = reply.to_string();
+        out.push('\n');
+        write.write_all(out.as_bytes()).await?;
+    }
+}
+
+fn error_reply(msg: &str) -> String {
+    let mut s = json!({"ok": false, "error": msg}).to_string();
+    s.push('\n');
+    s
+}
+
+/// Parses `--until`: a duration from `now` or an RFC 3339 time.
+pub fn parse_until(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.to_offset(time::UtcOffset::UTC));
+    }
+    match crate::duration::parse(s) {
+        Ok(d) if d.is_zero() => Err("--until must be in the future".into()),
+        Ok(d) => time::Duration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_add(d))
+            .ok_or_else(|| format!("--until {s:?} is too far in the future")),
+        Err(_) => Err(format!(
+            "invalid --until {s:?}: use a duration (90s, 30m, 2h) or an RFC 3339 time (2026-11-22T18:00:00Z)"
+        )),
+    }
+}
+
+fn now_secs() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+fn target(req: &Request) -> Result<Target, String> {
+    match (req.all, req.sites.is_empty()) {
+        (true, true) => Ok(Target::All),
+        (true, false) => Err("give site names or \"all\", not both".into()),
+        (false, _) => Ok(Target::Sites(req.sites.clone())),
+    }
+}
+
+/// Executes one request; the reply as JSON.
+pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
+    let result = (|| -> Result<Value, String> {
+        match req.cmd.as_str() {
+            "status" => {
+                if req.all || req.reason.is_some() || req.until.is_some() {
+                    return Err("status takes only \"sites\"".into());
+                }
+                let (sites, global, reload) = daemon.status(&req.sites)?;
+                Ok(json!({"ok": true, "sites": sites, "global": global, "reload": reload}))
+            }
+            "offline" | "online" => {
+                let state = if req.cmd == "offline" { SiteState::Offline } else { SiteState::Online };
+                let target = target(&req)?;
+                let until = match (&req.until, state) {
+                    (Some(_), SiteState::Online) => return Err("\"until\" applies to offline only".into()),
+                    (Some(u), _) => Some(parse_until(u, now_secs())?),
+                    (None, _) => None,
+                };
+                let reason = req.reason.clone().filter(|r| !r.trim().is_empty());
+                if reason.as_ref().is_some_and(|r| r.len() > 1024) {
+                    return Err("reason is longer than 1024 bytes".into());
+                }
+                let sites = daemon.flip(state, &target, reason, until, uid)?;
+                Ok(json!({"ok": true, "sites": sites}))
+            }
+            "reset" => {
+                if req.reason.is_some() || req.until.is_some() {
+                    return Err("reset takes only \"sites\" or \"all\"".into());
+                }
+                let sites = daemon.reset(&target(&req)?, uid)?;
+                Ok(json!({"ok": true, "sites": sites}))
+            }
+            "reload" => {
+                let report = daemon.reload()?;
+                Ok(json!({"ok": true, "reload": report}))
+            }
+            other => Err(format!(
+                "unknown command {other:?} (expected status, offline, online, reset or reload)"
+            )),
+        }
+    })();
+    result.unwrap_or_else(|e| json!({"ok": false, "error": e}))
+}

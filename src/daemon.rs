@@ -1,0 +1,513 @@
+//! The running daemon's single owner of mutable state: the config in force, the runtime
+//! overrides, the last reload result, and the snapshot the proxy reads.
+//!
+//! Every change (flip, reset, reload, expiry) goes through here under one lock: compute
+//! the new state, persist it when it must survive a restart, then publish a new
+//! `Snapshot` with one atomic swap. The data path never takes the lock.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigErrors, SiteState};
+use crate::routes::{Effective, RouteTable, Snapshot};
+use crate::state::{self, ConfigMark, Decision, Override, Source, StateData};
+
+/// Which sites an action touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sites(Vec<String>),
+    All,
+}
+
+/// One site as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteStatus {
+    pub name: String,
+    pub state: SiteState,
+    pub source: Source,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    pub reason: Option<String>,
+    pub by: Option<u32>,
+    pub config_state: SiteState,
+}
+
+/// The global override as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GlobalStatus {
+    pub state: SiteState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    pub reason: Option<String>,
+    pub by: Option<u32>,
+}
+
+/// Result of the last reload, shown by `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a successful reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Sites whose `state` key changed (their runtime override, if any, was dropped).
+    pub state_changed: Vec<String>,
+    /// Sites whose runtime override was dropped (removed from the file, or edited).
+    pub dropped_overrides: Vec<String>,
+    /// Keys that changed but only take effect after a restart; the rest was applied.
+    pub needs_restart: Vec<String>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    table: Arc<RouteTable>,
+    state: StateData,
+    state_path: PathBuf,
+    last_reload: Option<ReloadStatus>,
+}
+
+/// The daemon core; shared by the control socket, the reloader and the expiry timer.
+pub struct Daemon {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    inner: Mutex<Inner>,
+    wake_expiry: tokio::sync::Notify,
+}
+
+/// Now, to the second: what status shows and the state file keeps.
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+impl Daemon {
+    /// Starts from a validated config and the state file it names. A state file that
+    /// cannot be used is moved aside and reported in the returned warnings; offramp then
+    /// starts from the config alone rather than refusing to serve.
+    pub fn new(config: Config) -> (Daemon, Vec<String>) {
+        let mut warnings = Vec::new();
+        let state_path = config.server.state.clone();
+        let mut data = match state::load(&state_path) {
+            Ok(d) => d,
+            Err(e) => {
+                let aside = match state::quarantine(&state_path) {
+                    Ok(p) => format!("moved aside to {}", p.display()),
+                    Err(qe) => format!("could not be moved aside: {qe}"),
+                };
+                warnings.push(format!("{e}; {aside}; starting from the config file's states"));
+                StateData::default()
+            }
+        };
+        let t = now();
+        data.prune_expired(t);
+        for name in data.sites.keys() {
+            if config.site(name).is_none() {
+                warnings.push(format!("dropping the runtime override of site {name:?}: it is no longer in the config"));
+            }
+        }
+        data.sites.retain(|name, _| config.site(name).is_some());
+        data.config.retain(|name, _| config.site(name).is_some());
+        let mut edited = Vec::new();
+        for site in &config.sites {
+            match data.config.get(&site.name) {
+                Some(mark) if mark.state == site.state => {}
+                Some(_) => {
+                    // The file was edited while offramp was down: the edit is the latest action.
+                    let seq = data.next_seq();
+                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq, since: Some(t) });
+                    if data.sites.remove(&site.name).is_some() {
+                        edited.push(site.name.clone());
+                    }
+                }
+                None => {
+                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq: 0, since: Some(t) });
+                }
+            }
+        }
+        for name in edited {
+            warnings.push(format!("dropping the runtime override of site {name:?}: its state was edited in the config file since"));
+        }
+        let table = Arc::new(RouteTable::build(&config));
+        let inner = Inner {
+            config: Arc::new(config),
+            table,
+            state: data,
+            state_path,
+            last_reload: None,
+        };
+        if let Err(e) = state::save(&inner.state_path, &inner.state) {
+            warnings.push(format!("{e}; runtime flips will be refused until it can be written"));
+        }
+        let snapshot = Arc::new(ArcSwap::from_pointee(build_snapshot(&inner, t)));
+        (
+            Daemon {
+                snapshot,
+                inner: Mutex::new(inner),
+                wake_expiry: tokio::sync::Notify::new(),
+            },
+            warnings,
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave Inner half-updated (changes are
+        // made on a copy and swapped in), so a poisoned lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The snapshot cell the proxy reads.
+    pub fn snapshot(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.snapshot.clone()
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.lock().config.clone()
+    }
+
+    /// Status of the named sites (all when empty), the global override, the last reload.
+    pub fn status(
+        &self,
+        sites: &[String],
+    ) -> Result<(Vec<SiteStatus>, Option<GlobalStatus>, Option<ReloadStatus>), String> {
+        let inner = self.lock();
+        check_sites(&inner.config, sites)?;
+        let t = now();
+        let list = site_statuses(&inner, sites, t);
+        let global = inner.state.global.as_ref().filter(|g| !g.expired(t)).map(|g| GlobalStatus {
+            state: g.state,
+            since: g.since,
+            until: g.until,
+            reason: g.reason.clone(),
+            by: g.by,
+        });
+        Ok((list, global, inner.last_reload.clone()))
+    }
+
+    /// Flips sites (or all) to `state`. Persisted before it is applied and answered.
+    pub fn flip(
+        &self,
+        state: SiteState,
+        target: &Target,
+        reason: Option<String>,
+        until: Option<OffsetDateTime>,
+        by: Option<u32>,
+    ) -> Result<Vec<SiteStatus>, String> {
+        let mut inner = self.lock();
+        let t = now();
+        if let Target::Sites(names) = target {
+            if names.is_empty() {
+                return Err("name at least one site, or use --all".into());
+            }
+            check_sites(&inner.config, names)?;
+        }
+        if let Some(u) = until {
+            if u <= t {
+                return Err("--until is in the past".into());
+            }
+        }
+        let mut data = inner.state.clone();
+        data.prune_expired(t);
+        let make = |seq| Override {
+            state,
+            seq,
+            since: t,
+            until,
+            reason: reason.clone(),
+            by,
+        };
+        match target {
+            Target::All => {
+                let seq = data.next_seq();
+                data.global = Some(make(seq));
+            }
+            Target::Sites(names) => {
+                for n in names {
+                    let seq = data.next_seq();
+                    data.sites.insert(n.clone(), make(seq));
+                }
+            }
+        }
+        self.commit(&mut inner, data, t)?;
+        info!(
+            target: "offramp::control",
+            action = state.as_str(),
+            sites = %target_label(target),
+            reason = reason.as_deref().unwrap_or(""),
+            until = until.and_then(|u| crate::maintenance::rfc3339(u.into())).as_deref().unwrap_or(""),
+            by = by.map_or(-1, i64::from),
+            "site state changed"
+        );
+        let names = target_names(&inner, target);
+        Ok(site_statuses(&inner, &names, t))
+    }
+
+    /// Drops runtime overrides: per site, or every one (global included) with `All`.
+    pub fn reset(&self, target: &Target, by: Option<u32>) -> Result<Vec<SiteStatus>, String> {
+        let mut inner = self.lock();
+        let t = now();
+        let mut data = inner.state.clone();
+        match target {
+            Target::All => {
+                data.global = None;
+                data.sites.clear();
+            }
+            Target::Sites(names) => {
+                if names.is_empty() {
+                    return Err("name at least one site, or use --all".into());
+                }
+                check_sites(&inner.config, names)?;
+                for n in names {
+                    data.sites.remove(n);
+                }
+            }
+        }
+        self.commit(&mut inner, data, t)?;
+        info!(
+            target: "offramp::control",
+            action = "reset",
+            sites = %target_label(target),
+            by = by.map_or(-1, i64::from),
+            "runtime overrides dropped"
+        );
+        let names = target_names(&inner, target);
+        Ok(site_statuses(&inner, &names, t))
+    }
+
+    /// Persists `data`, then makes it current and publishes a new snapshot.
+    fn commit(&self, inner: &mut Inner, data: StateData, t: OffsetDateTime) -> Result<(), String> {
+        state::save(&inner.state_path, &data).map_err(|e| format!("change refused, nothing was applied: {e}"))?;
+        inner.state = data;
+        self.snapshot.store(Arc::new(build_snapshot(inner, t)));
+        self.wake_expiry.notify_one();
+        Ok(())
+    }
+
+    /// Re-reads the config file and applies it, or keeps the running one on error.
+    pub fn reload(&self) -> Result<ReloadReport, String> {
+        let file = self.lock().config.file.clone();
+        match Config::load(&file) {
+            Ok(c) => Ok(self.apply_config(c)),
+            Err(e) => Err(self.reload_failed(&e)),
+        }
+    }
+
+    /// Records a failed reload; returns the message.
+    pub fn reload_failed(&self, e: &ConfigErrors) -> String {
+        let msg = format!("config not applied, the running config stays in force:\n{e}");
+        warn!(target: "offramp::reload", "{msg}");
+        self.lock().last_reload = Some(ReloadStatus {
+            ok: false,
+            at: now(),
+            error: Some(e.to_string()),
+        });
+        msg
+    }
+
+    /// Applies a validated config: new routes, last-action-wins for edited states.
+    pub fn apply_config(&self, mut new: Config) -> ReloadReport {
+        let mut inner = self.lock();
+        let t = now();
+        let old = inner.config.clone();
+        let mut report = ReloadReport::default();
+        // Settings bound at start-up keep their running values until a restart.
+        let restart_only: [(&str, bool); 6] = [
+            ("server.http", old.server.http != new.server.http),
+            ("server.https", old.server.https != new.server.https),
+            ("server.threads", old.server.threads != new.server.threads),
+            ("server.control", old.server.control != new.server.control),
+            ("server.state", old.server.state != new.server.state),
+            ("server.admin/demo", old.server.admin != new.server.admin || old.demo != new.demo),
+        ];
+        report.needs_restart = restart_only.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()).collect();
+        new.server.http = old.server.http.clone();
+        new.server.https = old.server.https.clone();
+        new.server.threads = old.server.threads;
+        new.server.control = old.server.control.clone();
+        new.server.state = old.server.state.clone();
+        new.server.admin = old.server.admin;
+        new.demo = old.demo.clone();
+
+        let mut data = inner.state.clone();
+        for site in &new.sites {
+            match old.site(&site.name) {
+                None => {
+                    report.added.push(site.name.clone());
+                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq: 0, since: Some(t) });
+                }
+                Some(o) if o.state != site.state => {
+                    report.state_changed.push(site.name.clone());
+                    let seq = data.next_seq();
+                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq, since: Some(t) });
+                    if data.sites.remove(&site.name).is_some() {
+                        report.dropped_overrides.push(site.name.clone());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for o in &old.sites {
+            if new.site(&o.name).is_none() {
+                report.removed.push(o.name.clone());
+                data.config.remove(&o.name);
+                if data.sites.remove(&o.name).is_some() {
+                    report.dropped_overrides.push(o.name.clone());
+                }
+            }
+        }
+        if data != inner.state {
+            if let Err(e) = state::save(&inner.state_path, &data) {
+                // The config still applies; the overrides it dropped are dropped in memory
+                // and the file catches up with the next successful write.
+                warn!(target: "offramp::reload", "{e}");
+            }
+        }
+        inner.state = data;
+        inner.table = Arc::new(RouteTable::build(&new));
+        inner.config = Arc::new(new);
+        inner.last_reload = Some(ReloadStatus { ok: true, at: t, error: None });
+        self.snapshot.store(Arc::new(build_snapshot(&inner, t)));
+        self.wake_expiry.notify_one();
+        info!(
+            target: "offramp::reload",
+            added = ?report.added,
+            removed = ?report.removed,
+            state_changed = ?report.state_changed,
+            dropped_overrides = ?report.dropped_overrides,
+            needs_restart = ?report.needs_restart,
+            "config reloaded"
+        );
+        report
+    }
+
+    /// Expires `--until` overrides on time: sleeps until the next one, then republishes.
+    pub async fn run_expiry(self: Arc<Self>) {
+        loop {
+            let next = self.lock().state.next_expiry(now());
+            let wait = next.map(|u| {
+                let d = u - now();
+                std::time::Duration::from_millis(d.whole_milliseconds().clamp(0, i64::MAX as i128) as u64)
+            });
+            match wait {
+                Some(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => self.expire(),
+                        _ = self.wake_expiry.notified() => {}
+                    }
+                }
+                None => self.wake_expiry.notified().await,
+            }
+        }
+    }
+
+    fn expire(&self) {
+        let mut inner = self.lock();
+        let t = now();
+        let mut data = inner.state.clone();
+        let expired: Vec<String> = data
+            .sites
+            .iter()
+            .filter(|(_, o)| o.expired(t))
+            .map(|(n, _)| n.clone())
+            .chain(data.global.iter().filter(|g| g.expired(t)).map(|_| "--all".to_string()))
+            .collect();
+        if !data.prune_expired(t) {
+            return;
+        }
+        if let Err(e) = state::save(&inner.state_path, &data) {
+            // Expired overrides are ignored when deciding anyway; the file catches up later.
+            warn!(target: "offramp::control", "{e}");
+        }
+        inner.state = data;
+        self.snapshot.store(Arc::new(build_snapshot(&inner, t)));
+        info!(target: "offramp::control", sites = %expired.join(","), "runtime override expired");
+    }
+}
+
+fn check_sites(config: &Config, names: &[String]) -> Result<(), String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| config.site(n).is_none())
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unknown site: {}", unknown.join(", ")))
+    }
+}
+
+fn target_label(target: &Target) -> String {
+    match target {
+        Target::All => "--all".into(),
+        Target::Sites(n) => n.join(","),
+    }
+}
+
+fn target_names(inner: &Inner, target: &Target) -> Vec<String> {
+    match target {
+        Target::All => inner.config.sites.iter().map(|s| s.name.clone()).collect(),
+        Target::Sites(n) => n.clone(),
+    }
+}
+
+fn decide(inner: &Inner, name: &str, config_state: SiteState, t: OffsetDateTime) -> Decision {
+    inner.state.decide(name, config_state, t)
+}
+
+fn site_statuses(inner: &Inner, names: &[String], t: OffsetDateTime) -> Vec<SiteStatus> {
+    inner
+        .config
+        .sites
+        .iter()
+        .filter(|s| names.is_empty() || names.contains(&s.name))
+        .map(|s| {
+            let d = decide(inner, &s.name, s.state, t);
+            SiteStatus {
+                name: s.name.clone(),
+                state: d.state,
+                source: d.source,
+                since: d.since,
+                until: d.until,
+                reason: d.reason,
+                by: d.by,
+                config_state: s.state,
+            }
+        })
+        .collect()
+}
+
+fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
+    let states = inner
+        .config
+        .sites
+        .iter()
+        .map(|s| {
+            let d = decide(inner, &s.name, s.state, t);
+            Effective {
+                state: d.state,
+                until: d.until.map(SystemTime::from),
+            }
+        })
+        .collect();
+    Snapshot {
+        table: inner.table.clone(),
+        states,
+    }
+}

@@ -1,0 +1,180 @@
+//! What offline visitors (and lost ones) see: the redirect target and the small HTML
+//! pages offramp answers with itself (redirect body, 503 maintenance page, 404, 400,
+//! 502/504).
+//!
+//! The redirect target is built from the configured status page and the request's own
+//! path and query only; every byte that is not safe in a URL is percent-encoded, so
+//! no CR/LF, backslash or `//host` in a request can move the target to another origin.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+/// `Location` for an offline site: `prefix` + path + query (with `keep_uri`).
+///
+/// `prefix` is the status page's origin and path (no trailing slash); `target` is the
+/// request's path-and-query as received (origin-form; an absolute-form target has
+/// already been reduced to its path by the caller).
+pub fn location(prefix: &str, keep_uri: bool, target: &[u8]) -> String {
+    let mut out = String::with_capacity(prefix.len() + target.len() + 4);
+    out.push_str(prefix);
+    if !keep_uri {
+        if !prefix.contains("://") || prefix.matches('/').count() == 2 {
+            out.push('/');
+        }
+        return out;
+    }
+    // Always continue with a '/' so the prefix's authority can never be extended.
+    if target.first() != Some(&b'/') {
+        out.push('/');
+    }
+    for &b in target {
+        if is_url_safe(b) {
+            out.push(b as char);
+        } else {
+            // Infallible for String; ignore the Ok.
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Characters kept as-is in a redirect target: RFC 3986 unreserved, sub-delims, `:@/?%`.
+fn is_url_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+                | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%'
+        )
+}
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body_html: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{t}</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;background:#fff}}\
+@media (prefers-color-scheme:dark){{body{{color:#ddd;background:#111}}a{{color:#8ab4f8}}}}</style>\
+</head><body><h1>{t}</h1>{body_html}</body></html>\n",
+        t = html_escape(title)
+    )
+}
+
+/// Body of a 302/307 to the status page.
+pub fn redirect_page(location: &str) -> String {
+    let l = html_escape(location);
+    page(
+        "Down for maintenance",
+        &format!("<p>This site is down for maintenance. See <a href=\"{l}\">{l}</a>.</p>"),
+    )
+}
+
+/// The 503 maintenance page served in place (`code = 503`).
+pub fn maintenance_page(site: &str, status_link: Option<&str>, until: Option<SystemTime>) -> String {
+    let mut body = format!(
+        "<p><strong>{}</strong> is down for maintenance.</p>",
+        html_escape(site)
+    );
+    if let Some(t) = until.and_then(rfc3339) {
+        let _ = write!(body, "<p>Expected back: <time datetime=\"{t}\">{t}</time>.</p>");
+    }
+    if let Some(l) = status_link {
+        let l = html_escape(l);
+        let _ = write!(body, "<p>Status: <a href=\"{l}\">{l}</a></p>");
+    }
+    page("Down for maintenance", &body)
+}
+
+/// 404 for a host no site claims.
+pub fn unknown_host_page() -> String {
+    page("Not found", "<p>No site is configured for this host name.</p>")
+}
+
+/// 400 for a request without a usable host.
+pub fn bad_host_page() -> String {
+    page("Bad request", "<p>The request has no valid Host.</p>")
+}
+
+/// 502/504 when the upstream cannot be reached or does not answer in time.
+pub fn upstream_error_page(status: u16, status_link: Option<&str>) -> String {
+    let what = if status == 504 {
+        "did not answer in time"
+    } else {
+        "cannot be reached right now"
+    };
+    let mut body = format!("<p>The service behind this site {what}.</p>");
+    if let Some(l) = status_link {
+        let l = html_escape(l);
+        let _ = write!(body, "<p>Check the status page: <a href=\"{l}\">{l}</a></p>");
+    }
+    page(if status == 504 { "Gateway timeout" } else { "Bad gateway" }, &body)
+}
+
+/// Seconds from now until `until`, at least 1, for `Retry-After`.
+pub fn retry_after_secs(until: SystemTime) -> u64 {
+    until
+        .duration_since(SystemTime::now())
+        .map_or(1, |d| d.as_secs().max(1))
+}
+
+/// `2026-11-22T18:00:00Z`.
+pub fn rfc3339(t: SystemTime) -> Option<String> {
+    let dt = time::OffsetDateTime::from(t);
+    dt.replace_nanosecond(0)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "https://status.example.com";
+
+    #[test]
+    fn keeps_path_and_query() {
+        assert_eq!(location(P, true, b"/a/b?x=1&y=%20"), "https://status.example.com/a/b?x=1&y=%20");
+        assert_eq!(location("https://s.example/cloud", true, b"/"), "https://s.example/cloud/");
+        assert_eq!(location(P, false, b"/a?b"), "https://status.example.com/");
+        assert_eq!(location("https://s.example/cloud", false, b"/a"), "https://s.example/cloud");
+    }
+
+    #[test]
+    fn cannot_be_steered() {
+        for (t, want) in [
+            (&b"//evil.com/x"[..], "https://status.example.com//evil.com/x"),
+            (b"\\evil.com", "https://status.example.com/%5Cevil.com"),
+            (b"/a\r\nSet-Cookie: x", "https://status.example.com/a%0D%0ASet-Cookie%3A%20x"),
+            (b"@evil.com", "https://status.example.com/@evil.com"),
+            (b"/\xc3\xa9", "https://status.example.com/%C3%A9"),
+            (b"*", "https://status.example.com/*"),
+        ] {
+            let l = location(P, true, t);
+            assert_eq!(l, want);
+            assert!(l.starts_with("https://status.example.com/"));
+        }
+    }
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(html_escape("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert!(redirect_page("https://s/\"><script>").contains("&quot;&gt;&lt;script&gt;"));
+    }
+}

@@ -1,0 +1,283 @@
+//! The Pingora hooks: one request → route lookup in the current snapshot → online:
+//! proxy to an upstream / offline: redirect or maintenance page.
+//!
+//! Owns: the per-request data path and the access log line. Does not own: the routing
+//! table (see `routes`), page contents (see `maintenance`), listeners (see `server`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Method;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::config::{OfflineCode, SiteState};
+use crate::maintenance;
+use crate::routes::{HostError, Snapshot};
+
+/// The proxy application: reads the shared snapshot, never writes it.
+pub struct Proxy {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    /// `"http"` or `"https"`: the scheme of the listener, for `X-Forwarded-Proto`.
+    scheme: &'static str,
+}
+
+impl Proxy {
+    /// A proxy for listeners of the given scheme.
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, scheme: &'static str) -> Proxy {
+        Proxy { snapshot, scheme }
+    }
+}
+
+/// What happened to a request, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Proxied,
+    Redirected,
+    Maintenance,
+    UnknownHost,
+    BadHost,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    start: Instant,
+    snap: Option<Arc<Snapshot>>,
+    site: u32,
+    outcome: Outcome,
+}
+
+impl RequestCtx {
+    fn site_name(&self) -> &str {
+        match &self.snap {
+            Some(s) if self.outcome != Outcome::UnknownHost && self.outcome != Outcome::BadHost => {
+                s.table.sites.get(self.site as usize).map_or("-", |r| &r.name)
+            }
+            _ => "-",
+        }
+    }
+}
+
+/// The request's host: the target's authority for absolute-form and HTTP/2, else `Host`.
+fn request_host(req: &RequestHeader) -> Result<&[u8], HostError> {
+    if let Some(a) = req.uri.authority() {
+        return Ok(a.as_str().as_bytes());
+    }
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(h), None) => Ok(h.as_bytes()),
+        (None, _) => Err(HostError::Missing),
+        (Some(_), Some(_)) => Err(HostError::Malformed),
+    }
+}
+
+/// Path and query as the client sent them (absolute-form reduced to its path).
+fn request_target(req: &RequestHeader) -> &[u8] {
+    if req.uri.authority().is_some() {
+        req.uri.path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())
+    } else {
+        req.raw_path()
+    }
+}
+
+/// Writes a complete response from `request_filter` without closing keep-alive.
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&'static str, &str)],
+    body: String,
+) -> Result<()> {
+    let mut h = ResponseHeader::build(status, Some(headers.len() + 3))?;
+    h.insert_header("Content-Type", "text/html; charset=utf-8")?;
+    h.insert_header("Content-Length", body.len().to_string())?;
+    h.insert_header("Cache-Control", "no-store")?;
+    for (k, v) in headers {
+        h.insert_header(*k, *v)?;
+    }
+    let head_only = session.req_header().method == Method::HEAD;
+    session.write_response_header(Box::new(h), head_only).await?;
+    if !head_only {
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            start: Instant::now(),
+            snap: None,
+            site: 0,
+            outcome: Outcome::Proxied,
+        }
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // No response compression module: offramp passes bodies through untouched.
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let snap = self.snapshot.load_full();
+        let lookup = request_host(session.req_header()).and_then(|h| snap.table.lookup(h));
+        let idx = match lookup {
+            Ok(Some(i)) => i,
+            Ok(None) => {
+                ctx.outcome = Outcome::UnknownHost;
+                ctx.snap = Some(snap);
+                respond(session, 404, &[], maintenance::unknown_host_page()).await?;
+                return Ok(true);
+            }
+            Err(_) => {
+                ctx.outcome = Outcome::BadHost;
+                ctx.snap = Some(snap);
+                respond(session, 400, &[], maintenance::bad_host_page()).await?;
+                return Ok(true);
+            }
+        };
+        ctx.site = idx;
+        let state = snap.states[idx as usize];
+        let site = &snap.table.sites[idx as usize];
+        if state.state == SiteState::Offline {
+            match (site.code, site.status_url.as_deref()) {
+                (OfflineCode::Found | OfflineCode::Temporary, Some(prefix)) => {
+                    ctx.outcome = Outcome::Redirected;
+                    let loc = maintenance::location(
+                        prefix,
+                        site.keep_uri,
+                        request_target(session.req_header()),
+                    );
+                    let body = maintenance::redirect_page(&loc);
+                    respond(session, site.code.status(), &[("Location", &loc)], body).await?;
+                }
+                _ => {
+                    ctx.outcome = Outcome::Maintenance;
+                    let body =
+                        maintenance::maintenance_page(&site.name, site.status_url.as_deref(), state.until);
+                    match state.until {
+                        Some(until) => {
+                            let secs = maintenance::retry_after_secs(until).to_string();
+                            respond(session, 503, &[("Retry-After", &secs)], body).await?
+                        }
+                        None => respond(session, 503, &[], body).await?,
+                    }
+                }
+            }
+            ctx.snap = Some(snap);
+            return Ok(true);
+        }
+        ctx.snap = Some(snap);
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let site = ctx
+            .snap
+            .as_ref()
+            .and_then(|s| s.table.sites.get(ctx.site as usize))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no site selected"))?;
+        Ok(Box::new(site.pick_peer().clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+            upstream.insert_header("x-forwarded-for", ip.to_string())?;
+        } else {
+            upstream.remove_header("x-forwarded-for");
+        }
+        upstream.insert_header("x-forwarded-proto", self.scheme)?;
+        let host = request_host(session.req_header()).ok().map(<[u8]>::to_vec);
+        if let Some(host) = host {
+            upstream.insert_header("x-forwarded-host", host.as_slice())?;
+            // HTTP/2 and absolute-form requests carry the host in the URI: give the
+            // upstream an HTTP/1.1 Host header with the same value.
+            if upstream.headers.get(http::header::HOST).is_none() || upstream.uri.authority().is_some() {
+                upstream.insert_header(http::header::HOST, host.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy
+    where
+        RequestCtx: Send + Sync,
+    {
+        let code = match (e.esource(), e.etype()) {
+            (_, ErrorType::HTTPStatus(c)) => *c,
+            (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => 504,
+            (ErrorSource::Upstream, _) => 502,
+            (
+                ErrorSource::Downstream,
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+            ) => 0,
+            (ErrorSource::Downstream, _) => 400,
+            _ => 502,
+        };
+        if code > 0 && session.response_written().is_none() {
+            let link = ctx
+                .snap
+                .as_ref()
+                .and_then(|s| s.table.sites.get(ctx.site as usize))
+                .and_then(|s| s.status_url.clone());
+            let body = if code >= 500 {
+                maintenance::upstream_error_page(code, link.as_deref())
+            } else {
+                maintenance::bad_host_page()
+            };
+            if let Err(err) = respond(session, code, &[], body).await {
+                tracing::debug!("could not send the error page: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let Some(snap) = &ctx.snap else { return };
+        if !snap.table.access_log {
+            return;
+        }
+        let req = session.req_header();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let state = match ctx.outcome {
+            Outcome::Proxied => "online",
+            Outcome::Redirected | Outcome::Maintenance => "offline",
+            Outcome::UnknownHost | Outcome::BadHost => "-",
+        };
+        let host = request_host(req).map_or(std::borrow::Cow::Borrowed("-"), String::from_utf8_lossy);
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "-".into());
+        tracing::info!(
+            target: "offramp::access",
+            client = %client,
+            host = %host,
+            site = ctx.site_name(),
+            state,
+            method = %req.method,
+            path = %String::from_utf8_lossy(request_target(req)),
+            status,
+            bytes = session.body_bytes_sent(),
+            duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
+            error = e.map(|e| e.etype().as_str()),
+        );
+    }
+}

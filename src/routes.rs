@@ -1,0 +1,292 @@
+//! The immutable lookup table the data path reads: host → site, and for each site what
+//! to do when it is online (upstreams) or offline (redirect target, page).
+//!
+//! Owns: host normalisation and matching (exact before `*.` wildcard, longest wildcard
+//! first), the per-site effective state as of the snapshot. Does not own: how states
+//! are decided (see `daemon`) or what a response looks like (see `maintenance`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::{Config, HostPattern, OfflineCode, Site, SiteState, StatusPage};
+
+/// Longest host name we route (DNS limit plus a trailing dot and a port).
+const MAX_HOST: usize = 253;
+
+/// Routing data derived from a config; rebuilt only when the config changes.
+pub struct RouteTable {
+    pub sites: Vec<SiteRoute>,
+    exact: HashMap<Box<str>, u32>,
+    /// Keyed by the suffix after `*.`.
+    wildcard: HashMap<Box<str>, u32>,
+    pub access_log: bool,
+}
+
+/// Everything the proxy needs about one site.
+pub struct SiteRoute {
+    pub name: Arc<str>,
+    pub peers: Vec<HttpPeer>,
+    next: AtomicUsize,
+    pub code: OfflineCode,
+    /// Redirect prefix (status page origin + path), `None` when there is no page to link.
+    pub status_url: Option<Arc<str>>,
+    pub keep_uri: bool,
+}
+
+impl SiteRoute {
+    /// Next upstream in round-robin order.
+    pub fn pick_peer(&self) -> &HttpPeer {
+        let n = self.peers.len();
+        let i = if n == 1 {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed) % n
+        };
+        &self.peers[i]
+    }
+}
+
+/// A site's state as the proxy applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effective {
+    pub state: SiteState,
+    /// End of the maintenance when known (for `Retry-After`).
+    pub until: Option<SystemTime>,
+}
+
+/// What the data path loads once per request: the table and every site's state.
+pub struct Snapshot {
+    pub table: Arc<RouteTable>,
+    pub states: Vec<Effective>,
+}
+
+/// Why a request's host could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    Missing,
+    Malformed,
+}
+
+impl RouteTable {
+    /// Builds the table for a validated config.
+    pub fn build(config: &Config) -> RouteTable {
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        let mut sites = Vec::with_capacity(config.sites.len());
+        for (i, site) in config.sites.iter().enumerate() {
+            for h in &site.hosts {
+                match h {
+                    HostPattern::Exact(n) => exact.insert(n.as_str().into(), i as u32),
+                    HostPattern::Wildcard(s) => wildcard.insert(s.as_str().into(), i as u32),
+                };
+            }
+            sites.push(site_route(config, site));
+        }
+        RouteTable {
+            sites,
+            exact,
+            wildcard,
+            access_log: config.server.access_log,
+        }
+    }
+
+    /// Site index for a request's host (`Host` header or URI authority, port allowed).
+    /// `Ok(None)` is an unknown host.
+    pub fn lookup(&self, host: &[u8]) -> Result<Option<u32>, HostError> {
+        let mut buf = [0u8; MAX_HOST + 1];
+        let name = normalize_host(host, &mut buf)?;
+        if let Some(&i) = self.exact.get(name) {
+            return Ok(Some(i));
+        }
+        // Longest suffix first: a.b.example tries b.example, then example.
+        let mut rest = name;
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(&i) = self.wildcard.get(rest) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn site_route(config: &Config, site: &Site) -> SiteRoute {
+    let peers = site
+        .upstreams
+        .iter()
+        .map(|u| {
+            let sni = if u.tls && u.host.parse::<std::net::IpAddr>().is_err() {
+                u.host.clone()
+            } else {
+                String::new()
+            };
+            let mut peer = HttpPeer::new(u.addr, u.tls, sni);
+            peer.options.connection_timeout = Some(site.connect_timeout);
+            peer.options.total_connection_timeout = Some(site.connect_timeout);
+            peer.options.read_timeout = Some(site.read_timeout);
+            peer.options.write_timeout = Some(site.read_timeout);
+            peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+            peer.options.verify_cert = site.tls_verify;
+            peer.options.verify_hostname = site.tls_verify;
+            peer
+        })
+        .collect();
+    let status_url = match config.status_page_of(site) {
+        Some(StatusPage::Url(u)) => Some(format!("{}{}", u.origin, u.path).into()),
+        _ => None,
+    };
+    SiteRoute {
+        name: site.name.as_str().into(),
+        peers,
+        next: AtomicUsize::new(0),
+        code: config.maintenance.code,
+        status_url,
+        keep_uri: config.maintenance.keep_uri,
+    }
+}
+
+/// Lower-cases, strips the port and one trailing dot, and checks the characters.
+fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'b str, HostError> {
+    if host.is_empty() {
+        return Err(HostError::Missing);
+    }
+    let name: &[u8] = if host[0] == b'[' {
+        // IPv6 literal, optionally followed by :port.
+        let end = host.iter().position(|&b| b == b']').ok_or(HostError::Malformed)?;
+        check_port(&host[end + 1..])?;
+        &host[..=end]
+    } else {
+        match host.iter().rposition(|&b| b == b':') {
+            Some(i) => {
+                check_port(&host[i..])?;
+                &host[..i]
+            }
+            None => host,
+        }
+    };
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    if name.is_empty() || name.len() > MAX_HOST {
+        return Err(HostError::Malformed);
+    }
+    let ipv6 = name[0] == b'[';
+    for (i, &b) in name.iter().enumerate() {
+        let ok = b.is_ascii_alphanumeric()
+            || b == b'-'
+            || b == b'.'
+            || b == b'_'
+            || (ipv6 && (b == b':' || b == b'[' || b == b']'));
+        if !ok {
+            return Err(HostError::Malformed);
+        }
+        buf[i] = b.to_ascii_lowercase();
+    }
+    // Only ASCII was copied, so this cannot fail; map it anyway rather than unwrap.
+    std::str::from_utf8(&buf[..name.len()]).map_err(|_| HostError::Malformed)
+}
+
+/// `""` or `":<digits>"`.
+fn check_port(tail: &[u8]) -> Result<(), HostError> {
+    match tail.split_first() {
+        None => Ok(()),
+        Some((b':', digits))
+            if digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit) =>
+        {
+            Ok(())
+        }
+        _ => Err(HostError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn table() -> RouteTable {
+        let cfg = Config::parse(
+            r#"
+            [server]
+            http = "127.0.0.1:0"
+            [maintenance]
+            status_page = "https://status.example.com"
+            [[site]]
+            name = "cloud"
+            hosts = ["cloud.example", "*.cloud.example"]
+            upstream = "http://127.0.0.1:9"
+            [[site]]
+            name = "deep"
+            hosts = ["*.deep.cloud.example"]
+            upstream = "http://127.0.0.1:9"
+            [[site]]
+            name = "exact"
+            hosts = ["x.deep.cloud.example"]
+            upstream = "http://127.0.0.1:9"
+            "#,
+            Path::new("/tmp/t.toml"),
+        )
+        .unwrap();
+        RouteTable::build(&cfg)
+    }
+
+    #[test]
+    fn exact_then_longest_wildcard() {
+        let t = table();
+        assert_eq!(t.lookup(b"cloud.example"), Ok(Some(0)));
+        assert_eq!(t.lookup(b"CLOUD.Example:8080"), Ok(Some(0)));
+        assert_eq!(t.lookup(b"cloud.example."), Ok(Some(0)));
+        assert_eq!(t.lookup(b"a.cloud.example"), Ok(Some(0)));
+        assert_eq!(t.lookup(b"a.b.cloud.example"), Ok(Some(0)));
+        assert_eq!(t.lookup(b"a.deep.cloud.example"), Ok(Some(1)));
+        assert_eq!(t.lookup(b"x.deep.cloud.example"), Ok(Some(2)));
+        assert_eq!(t.lookup(b"deep.cloud.example"), Ok(Some(0)));
+        assert_eq!(t.lookup(b"example"), Ok(None));
+        assert_eq!(t.lookup(b"other.example"), Ok(None));
+    }
+
+    #[test]
+    fn malformed_hosts() {
+        let t = table();
+        assert_eq!(t.lookup(b""), Err(HostError::Missing));
+        for bad in [
+            &b"cloud.example:80x"[..],
+            b"cloud example",
+            b"cloud.example/evil",
+            b"a@b",
+            b":80",
+            b"[::1",
+            b"\xffcloud",
+            b"cloud.example:123456",
+        ] {
+            assert_eq!(t.lookup(bad), Err(HostError::Malformed), "{bad:?}");
+        }
+        assert_eq!(t.lookup(b"[::1]:8080"), Ok(None));
+    }
+
+    #[test]
+    fn round_robin_cycles() {
+        let cfg = Config::parse(
+            r#"
+            [server]
+            http = "127.0.0.1:0"
+            [maintenance]
+            code = 503
+            [[site]]
+            name = "rr"
+            hosts = ["rr.example"]
+            upstream = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+            "#,
+            Path::new("/tmp/t.toml"),
+        )
+        .unwrap();
+        let t = RouteTable::build(&cfg);
+        let s = &t.sites[0];
+        let ports: Vec<_> = (0..4)
+            .map(|_| s.pick_peer().address().as_inet().map(|a| a.port()))
+            .collect();
+        assert_eq!(ports, [Some(1), Some(2), Some(1), Some(2)]);
+    }
+}

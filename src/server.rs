@@ -1,0 +1,256 @@
+//! `offramp serve`: binds everything, runs the proxy on worker threads, and shuts down
+//! gracefully.
+//!
+//! Listeners are bound here, before any thread starts, so a busy port is a clear error
+//! and port 0 works (the bound address is logged: `listening proto=http addr=...`).
+//! Each worker thread runs its own single-threaded tokio runtime with an accept loop on
+//! every listener, and hands connections to Pingora's HTTP proxy app. A control
+//! runtime on the main thread runs the control socket, the config watcher, signals and
+//! the expiry timer. Owns: process lifecycle. Does not own: what a request gets.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pingora::apps::{HttpServerOptions, ServerApp};
+use pingora::protocols::l4::listener::Listener;
+use pingora::server::configuration::ServerConf;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::proxy::Proxy;
+use crate::{control, demo, reload};
+
+type ProxyApp = pingora::proxy::HttpProxy<Proxy>;
+
+/// Counts open client connections; the guard decrements on drop.
+#[derive(Default)]
+pub struct ConnCounter(AtomicUsize);
+
+struct ConnGuard(Arc<ConnCounter>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnCounter {
+    fn enter(self: &Arc<Self>) -> ConnGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        ConnGuard(self.clone())
+    }
+
+    /// Open connections right now.
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    Ok(l)
+}
+
+fn ensure_parent_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                warn!("cannot create directory {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Returns an error message for start-up failures.
+pub fn serve(config_path: &Path) -> Result<(), String> {
+    let config = Config::load(config_path).map_err(|e| format!("invalid config, not starting:\n{e}"))?;
+    let threads = config.server.threads;
+    let grace = config.server.grace;
+
+    let http: Vec<TcpListener> = config
+        .server
+        .http
+        .iter()
+        .map(|a| bind(*a, "server.http"))
+        .collect::<Result<_, _>>()?;
+    let demo_listener = match &config.demo {
+        Some(d) => Some(bind(d.listen, "demo.listen")?),
+        None => None,
+    };
+    ensure_parent_dir(&config.server.control);
+    ensure_parent_dir(&config.server.state);
+    let control_listener = control::bind(&config.server.control)?;
+
+    let (daemon, warnings) = Daemon::new(config);
+    for w in warnings {
+        error!("{w}");
+    }
+    let daemon = Arc::new(daemon);
+
+    let mut conf = ServerConf::default();
+    conf.threads = threads;
+    let mut app = pingora::proxy::http_proxy(&Arc::new(conf), Proxy::new(daemon.snapshot(), "http"));
+    let mut opts = HttpServerOptions::default();
+    opts.h2c = true;
+    app.server_options = Some(opts);
+    let app = Arc::new(app);
+
+    for l in &http {
+        if let Ok(a) = l.local_addr() {
+            info!("listening proto=http addr={a}");
+        }
+    }
+    if let Some(l) = &demo_listener {
+        if let Ok(a) = l.local_addr() {
+            info!("listening proto=demo addr={a} (built-in demo origin, for trying offramp out)");
+        }
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let conns = Arc::new(ConnCounter::default());
+    let mut workers = Vec::new();
+    for i in 0..threads {
+        let listeners: Vec<TcpListener> = http
+            .iter()
+            .map(|l| l.try_clone().map_err(|e| format!("cannot share listener: {e}")))
+            .collect::<Result<_, _>>()?;
+        let app = app.clone();
+        let shutdown = shutdown_rx.clone();
+        let mut stop = stop_rx.clone();
+        let conns = conns.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("offramp-w{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        error!("cannot start worker runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    for l in listeners {
+                        match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => {
+                                tokio::spawn(accept_loop(Listener::from(l), app.clone(), shutdown.clone(), conns.clone()));
+                            }
+                            Err(e) => error!("cannot register listener: {e}"),
+                        }
+                    }
+                    let _ = stop.wait_for(|s| *s).await;
+                });
+            })
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        workers.push(handle);
+    }
+    drop(http);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("offramp-ctl")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start control runtime: {e}"))?;
+    let drained = rt.block_on(async {
+        // Install every handler before saying "ready": an early SIGHUP must reload, not kill.
+        let signals = Signals::install()?;
+        tokio::spawn(control::serve(control_listener, daemon.clone()));
+        tokio::spawn(daemon.clone().run_expiry());
+        tokio::spawn(reload::watch(daemon.clone(), signals.hup));
+        if let Some(l) = demo_listener {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::spawn(demo::serve(l));
+                }
+                Err(e) => error!("cannot start the demo origin: {e}"),
+            }
+        }
+        info!(pid = std::process::id(), threads, "ready");
+        let (mut term, mut int) = (signals.term, signals.int);
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+        info!(open_connections = conns.open(), grace = %crate::duration::format(grace), "shutting down: draining connections");
+        let _ = shutdown_tx.send(true);
+        app.cleanup().await;
+        let deadline = Instant::now() + grace;
+        while conns.open() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if conns.open() > 0 {
+            warn!(open_connections = conns.open(), "grace period over, closing remaining connections");
+        }
+        Ok::<(), String>(())
+    });
+    drained?;
+    let _ = stop_tx.send(true);
+    control::cleanup(&daemon.config().server.control);
+    for w in workers {
+        let _ = w.join();
+    }
+    rt.shutdown_timeout(Duration::from_millis(100));
+    info!("stopped");
+    Ok(())
+}
+
+/// The signals offramp handles itself.
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        let make = |k| signal(k).map_err(|e| format!("cannot install signal handler: {e}"));
+        Ok(Signals {
+            hup: make(SignalKind::hangup())?,
+            term: make(SignalKind::terminate())?,
+            int: make(SignalKind::interrupt())?,
+        })
+    }
+}
+
+async fn accept_loop(
+    listener: Listener,
+    app: Arc<ProxyApp>,
+    mut shutdown: watch::Receiver<bool>,
+    conns: Arc<ConnCounter>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok(mut stream) => {
+                if let Err(e) = stream.set_nodelay() {
+                    tracing::debug!("set_nodelay: {e}");
+                }
+                let app = app.clone();
+                let shutdown = shutdown.clone();
+                let guard = conns.enter();
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let stream: pingora::protocols::Stream = Box::new(stream);
+                    let _ = app.process_new(stream, &shutdown).await;
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

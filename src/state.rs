@@ -1,0 +1,318 @@
+//! Runtime overrides and their persistence in the state file (`[server] state`).
+//!
+//! Owns: the on-disk format, atomic writes (temp file, fsync, rename, fsync dir), and
+//! the precedence rule of CONTRACT section 2. Every decision — config state, a per-site
+//! override, the global `--all` override — carries a sequence number; the newest one
+//! that has not expired wins. That one rule gives "the last action wins" for flips,
+//! for `--all`, and for config edits made after a flip. Does not own: when a change is
+//! allowed (see `daemon`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::config::SiteState;
+
+/// Format version written to the file.
+pub const VERSION: u32 = 1;
+
+/// A runtime flip of one site or of all sites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    pub state: SiteState,
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// uid of the client that asked (from SO_PEERCRED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<u32>,
+}
+
+impl Override {
+    /// True once `until` has passed.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.until.is_some_and(|u| u <= now)
+    }
+}
+
+/// The config's `state` for a site as last applied, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigMark {
+    pub state: SiteState,
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<OffsetDateTime>,
+}
+
+/// Where a site's effective state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Config,
+    Runtime,
+    All,
+}
+
+impl Source {
+    /// `config`, `runtime` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::Runtime => "runtime",
+            Source::All => "all",
+        }
+    }
+}
+
+/// Everything the state file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateData {
+    pub version: u32,
+    /// Last sequence number handed out.
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<Override>,
+    #[serde(default)]
+    pub sites: BTreeMap<String, Override>,
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigMark>,
+}
+
+impl Default for StateData {
+    fn default() -> Self {
+        StateData {
+            version: VERSION,
+            seq: 0,
+            global: None,
+            sites: BTreeMap::new(),
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// The decision in force for one site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub state: SiteState,
+    pub source: Source,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub reason: Option<String>,
+    pub by: Option<u32>,
+}
+
+impl StateData {
+    /// Next sequence number.
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Effective state of `site` whose config says `config_state`.
+    pub fn decide(&self, site: &str, config_state: SiteState, now: OffsetDateTime) -> Decision {
+        let mark = self.config.get(site);
+        let mut best = Decision {
+            state: config_state,
+            source: Source::Config,
+            since: mark.and_then(|m| m.since),
+            until: None,
+            reason: None,
+            by: None,
+        };
+        let mut best_seq = mark.map_or(0, |m| m.seq);
+        let candidates = [
+            (self.sites.get(site), Source::Runtime),
+            (self.global.as_ref(), Source::All),
+        ];
+        for (o, source) in candidates {
+            if let Some(o) = o.filter(|o| !o.expired(now) && o.seq > best_seq) {
+                best_seq = o.seq;
+                best = Decision {
+                    state: o.state,
+                    source,
+                    since: Some(o.since),
+                    until: o.until,
+                    reason: o.reason.clone(),
+                    by: o.by,
+                };
+            }
+        }
+        best
+    }
+
+    /// Earliest `until` still in the future, to wake the expiry timer.
+    pub fn next_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.sites
+            .values()
+            .chain(self.global.iter())
+            .filter_map(|o| o.until)
+            .filter(|u| *u > now)
+            .min()
+    }
+
+    /// Drops expired overrides; true if any was dropped.
+    pub fn prune_expired(&mut self, now: OffsetDateTime) -> bool {
+        let before = self.sites.len() + usize::from(self.global.is_some());
+        self.sites.retain(|_, o| !o.expired(now));
+        if self.global.as_ref().is_some_and(|g| g.expired(now)) {
+            self.global = None;
+        }
+        before != self.sites.len() + usize::from(self.global.is_some())
+    }
+}
+
+/// Why the state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("state file {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Reads the state file. A missing file is an empty state.
+pub fn load(path: &Path) -> Result<StateData, StateError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateData::default()),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let data: StateData = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if data.version != VERSION {
+        return Err(StateError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("unsupported version {} (this offramp writes {VERSION})", data.version),
+        });
+    }
+    Ok(data)
+}
+
+/// Moves an unusable state file aside as `<name>.corrupt-<unix time>`; returns the new name.
+pub fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = OffsetDateTime::now_utc().unix_timestamp();
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{stamp}"));
+    let aside = path.with_file_name(name);
+    fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
+/// Writes the state atomically: temp file in the same directory, fsync, rename, fsync dir.
+/// On error the previous file is untouched.
+pub fn save(path: &Path, data: &StateData) -> Result<(), StateError> {
+    let werr = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut json = serde_json::to_vec_pretty(data)
+        .map_err(|e| werr(std::io::Error::other(e)))?;
+    json.push(b'\n');
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn ov(state: SiteState, seq: u64) -> Override {
+        Override {
+            state,
+            seq,
+            since: OffsetDateTime::UNIX_EPOCH,
+            until: None,
+            reason: None,
+            by: None,
+        }
+    }
+
+    #[test]
+    fn newest_decision_wins() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = StateData::default();
+        assert_eq!(s.decide("a", SiteState::Online, now).source, Source::Config);
+        s.sites.insert("a".into(), ov(SiteState::Offline, 1));
+        assert_eq!(s.decide("a", SiteState::Online, now).state, SiteState::Offline);
+        s.global = Some(ov(SiteState::Online, 2));
+        let d = s.decide("a", SiteState::Offline, now);
+        assert_eq!((d.state, d.source), (SiteState::Online, Source::All));
+        s.sites.insert("a".into(), ov(SiteState::Offline, 3));
+        assert_eq!(s.decide("a", SiteState::Online, now).source, Source::Runtime);
+        // A config edit after both wins.
+        s.config.insert(
+            "a".into(),
+            ConfigMark {
+                state: SiteState::Online,
+                seq: 4,
+                since: None,
+            },
+        );
+        assert_eq!(s.decide("a", SiteState::Online, now).source, Source::Config);
+    }
+
+    #[test]
+    fn expired_overrides_fall_back() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = StateData::default();
+        s.sites.insert("a".into(), ov(SiteState::Offline, 1));
+        let mut g = ov(SiteState::Online, 2);
+        g.until = Some(now - Duration::seconds(1));
+        s.global = Some(g);
+        assert_eq!(s.decide("a", SiteState::Online, now).state, SiteState::Offline);
+        assert!(s.prune_expired(now));
+        assert!(s.global.is_none());
+        assert!(!s.prune_expired(now));
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert_eq!(load(&path).unwrap(), StateData::default());
+        let mut s = StateData::default();
+        s.seq = 7;
+        s.sites.insert("a".into(), ov(SiteState::Offline, 7));
+        save(&path, &s).unwrap();
+        assert_eq!(load(&path).unwrap(), s);
+        fs::write(&path, "{not json").unwrap();
+        assert!(matches!(load(&path), Err(StateError::Corrupt { .. })));
+        let aside = quarantine(&path).unwrap();
+        assert!(aside.exists() && !path.exists());
+    }
+}
