@@ -128,13 +128,21 @@ fn check(path: &Path) -> ExitCode {
                 c.sites.len(),
                 if c.sites.len() == 1 { "" } else { "s" },
                 c.server.http.len() + c.server.https.len(),
-                if c.server.http.len() + c.server.https.len() == 1 { "" } else { "s" },
+                if c.server.http.len() + c.server.https.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
             );
             ExitCode::SUCCESS
         }
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("{} error{} found", errors.0.len(), if errors.0.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "{} error{} found",
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
             ExitCode::from(1)
         }
     }
@@ -155,7 +163,11 @@ fn request_for(cmd: &Command) -> Request {
             sites: sites.clone(),
             ..Request::default()
         },
-        Command::Offline { target: t, reason, until } => {
+        Command::Offline {
+            target: t,
+            reason,
+            until,
+        } => {
             let (sites, all) = target(t);
             Request {
                 cmd: "offline".into(),
@@ -193,17 +205,25 @@ fn request_for(cmd: &Command) -> Request {
 
 /// Sends one request and reads one reply line. `Err` means the daemon is unreachable.
 pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
-    let unreachable = |e: std::io::Error| format!("cannot reach offramp at {}: {e}", socket.display());
+    let unreachable =
+        |e: std::io::Error| format!("cannot reach offramp at {}: {e}", socket.display());
     let mut s = UnixStream::connect(socket).map_err(unreachable)?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(unreachable)?;
-    s.set_write_timeout(Some(Duration::from_secs(10))).map_err(unreachable)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(unreachable)?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(unreachable)?;
     let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
     line.push('\n');
     s.write_all(line.as_bytes()).map_err(unreachable)?;
     let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply).map_err(unreachable)?;
+    BufReader::new(s)
+        .read_line(&mut reply)
+        .map_err(unreachable)?;
     if reply.is_empty() {
-        return Err(format!("offramp at {} closed the connection without answering", socket.display()));
+        return Err(format!(
+            "offramp at {} closed the connection without answering",
+            socket.display()
+        ));
     }
     serde_json::from_str(&reply).map_err(|e| format!("unreadable answer from offramp: {e}"))
 }
@@ -219,7 +239,10 @@ fn client(cli: &Cli) -> ExitCode {
         }
     };
     if reply.get("ok").and_then(Value::as_bool) != Some(true) {
-        let msg = reply.get("error").and_then(Value::as_str).unwrap_or("request refused");
+        let msg = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("request refused");
         eprintln!("offramp: {}", msg.replace('\n', "; "));
         return ExitCode::from(1);
     }
@@ -243,7 +266,11 @@ fn print_reload(reply: &Value) {
     let r = &reply["reload"];
     let list = |k: &str| -> Vec<String> {
         r[k].as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     println!("config reloaded");

@@ -58,17 +58,22 @@ pub struct Request {
 pub fn bind(path: &Path) -> Result<StdUnixListener, String> {
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(format!(
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(format!(
                     "another offramp is already running on control socket {shown}; stop it first"
                 ))
+                }
+                Err(e)
+                    if e.kind() == ErrorKind::ConnectionRefused
+                        || e.kind() == ErrorKind::NotFound =>
+                {
+                    info!("replacing stale control socket {shown}");
+                }
+                Err(e) => return Err(format!("cannot check control socket {shown}: {e}")),
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::NotFound => {
-                info!("replacing stale control socket {shown}");
-            }
-            Err(e) => return Err(format!("cannot check control socket {shown}: {e}")),
-        },
+        }
         Ok(_) => {
             return Err(format!(
                 "{shown} exists and is not a socket; refusing to replace it (fix [server] control)"
@@ -122,7 +127,9 @@ pub async fn serve(listener: StdUnixListener, daemon: Arc<Daemon>) {
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            let _ = stream.write_all(b"{\"ok\":false,\"error\":\"too many control clients, try again\"}\n").await;
+            let _ = stream
+                .write_all(b"{\"ok\":false,\"error\":\"too many control clients, try again\"}\n")
+                .await;
             continue;
         };
         let daemon = daemon.clone();
@@ -144,7 +151,9 @@ async fn client(stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result<()> 
         line.clear();
         let n = match tokio::time::timeout(
             IDLE_TIMEOUT,
-            (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line),
+            (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line),
         )
         .await
         {
@@ -226,10 +235,16 @@ pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
                 Ok(json!({"ok": true, "sites": sites, "global": global, "reload": reload}))
             }
             "offline" | "online" => {
-                let state = if req.cmd == "offline" { SiteState::Offline } else { SiteState::Online };
+                let state = if req.cmd == "offline" {
+                    SiteState::Offline
+                } else {
+                    SiteState::Online
+                };
                 let target = target(&req)?;
                 let until = match (&req.until, state) {
-                    (Some(_), SiteState::Online) => return Err("\"until\" applies to offline only".into()),
+                    (Some(_), SiteState::Online) => {
+                        return Err("\"until\" applies to offline only".into())
+                    }
                     (Some(u), _) => Some(parse_until(u, now_secs())?),
                     (None, _) => None,
                 };

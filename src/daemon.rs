@@ -62,6 +62,9 @@ pub struct ReloadStatus {
     pub error: Option<String>,
 }
 
+/// Everything `status` answers: sites, the global override, the last reload.
+pub type StatusReport = (Vec<SiteStatus>, Option<GlobalStatus>, Option<ReloadStatus>);
+
 /// What a successful reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadReport {
@@ -110,7 +113,9 @@ impl Daemon {
                     Ok(p) => format!("moved aside to {}", p.display()),
                     Err(qe) => format!("could not be moved aside: {qe}"),
                 };
-                warnings.push(format!("{e}; {aside}; starting from the config file's states"));
+                warnings.push(format!(
+                    "{e}; {aside}; starting from the config file's states"
+                ));
                 StateData::default()
             }
         };
@@ -118,7 +123,9 @@ impl Daemon {
         data.prune_expired(t);
         for name in data.sites.keys() {
             if config.site(name).is_none() {
-                warnings.push(format!("dropping the runtime override of site {name:?}: it is no longer in the config"));
+                warnings.push(format!(
+                    "dropping the runtime override of site {name:?}: it is no longer in the config"
+                ));
             }
         }
         data.sites.retain(|name, _| config.site(name).is_some());
@@ -130,13 +137,27 @@ impl Daemon {
                 Some(_) => {
                     // The file was edited while offramp was down: the edit is the latest action.
                     let seq = data.next_seq();
-                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq, since: Some(t) });
+                    data.config.insert(
+                        site.name.clone(),
+                        ConfigMark {
+                            state: site.state,
+                            seq,
+                            since: Some(t),
+                        },
+                    );
                     if data.sites.remove(&site.name).is_some() {
                         edited.push(site.name.clone());
                     }
                 }
                 None => {
-                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq: 0, since: Some(t) });
+                    data.config.insert(
+                        site.name.clone(),
+                        ConfigMark {
+                            state: site.state,
+                            seq: 0,
+                            since: Some(t),
+                        },
+                    );
                 }
             }
         }
@@ -152,7 +173,9 @@ impl Daemon {
             last_reload: None,
         };
         if let Err(e) = state::save(&inner.state_path, &inner.state) {
-            warnings.push(format!("{e}; runtime flips will be refused until it can be written"));
+            warnings.push(format!(
+                "{e}; runtime flips will be refused until it can be written"
+            ));
         }
         let snapshot = Arc::new(ArcSwap::from_pointee(build_snapshot(&inner, t)));
         (
@@ -182,21 +205,23 @@ impl Daemon {
     }
 
     /// Status of the named sites (all when empty), the global override, the last reload.
-    pub fn status(
-        &self,
-        sites: &[String],
-    ) -> Result<(Vec<SiteStatus>, Option<GlobalStatus>, Option<ReloadStatus>), String> {
+    pub fn status(&self, sites: &[String]) -> Result<StatusReport, String> {
         let inner = self.lock();
         check_sites(&inner.config, sites)?;
         let t = now();
         let list = site_statuses(&inner, sites, t);
-        let global = inner.state.global.as_ref().filter(|g| !g.expired(t)).map(|g| GlobalStatus {
-            state: g.state,
-            since: g.since,
-            until: g.until,
-            reason: g.reason.clone(),
-            by: g.by,
-        });
+        let global = inner
+            .state
+            .global
+            .as_ref()
+            .filter(|g| !g.expired(t))
+            .map(|g| GlobalStatus {
+                state: g.state,
+                since: g.since,
+                until: g.until,
+                reason: g.reason.clone(),
+                by: g.by,
+            });
         Ok((list, global, inner.last_reload.clone()))
     }
 
@@ -292,7 +317,8 @@ impl Daemon {
 
     /// Persists `data`, then makes it current and publishes a new snapshot.
     fn commit(&self, inner: &mut Inner, data: StateData, t: OffsetDateTime) -> Result<(), String> {
-        state::save(&inner.state_path, &data).map_err(|e| format!("change refused, nothing was applied: {e}"))?;
+        state::save(&inner.state_path, &data)
+            .map_err(|e| format!("change refused, nothing was applied: {e}"))?;
         inner.state = data;
         self.snapshot.store(Arc::new(build_snapshot(inner, t)));
         self.wake_expiry.notify_one();
@@ -333,9 +359,16 @@ impl Daemon {
             ("server.threads", old.server.threads != new.server.threads),
             ("server.control", old.server.control != new.server.control),
             ("server.state", old.server.state != new.server.state),
-            ("server.admin/demo", old.server.admin != new.server.admin || old.demo != new.demo),
+            (
+                "server.admin/demo",
+                old.server.admin != new.server.admin || old.demo != new.demo,
+            ),
         ];
-        report.needs_restart = restart_only.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()).collect();
+        report.needs_restart = restart_only
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(k, _)| k.to_string())
+            .collect();
         new.server.http = old.server.http.clone();
         new.server.https = old.server.https.clone();
         new.server.threads = old.server.threads;
@@ -349,12 +382,26 @@ impl Daemon {
             match old.site(&site.name) {
                 None => {
                     report.added.push(site.name.clone());
-                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq: 0, since: Some(t) });
+                    data.config.insert(
+                        site.name.clone(),
+                        ConfigMark {
+                            state: site.state,
+                            seq: 0,
+                            since: Some(t),
+                        },
+                    );
                 }
                 Some(o) if o.state != site.state => {
                     report.state_changed.push(site.name.clone());
                     let seq = data.next_seq();
-                    data.config.insert(site.name.clone(), ConfigMark { state: site.state, seq, since: Some(t) });
+                    data.config.insert(
+                        site.name.clone(),
+                        ConfigMark {
+                            state: site.state,
+                            seq,
+                            since: Some(t),
+                        },
+                    );
                     if data.sites.remove(&site.name).is_some() {
                         report.dropped_overrides.push(site.name.clone());
                     }
@@ -381,7 +428,11 @@ impl Daemon {
         inner.state = data;
         inner.table = Arc::new(RouteTable::build(&new));
         inner.config = Arc::new(new);
-        inner.last_reload = Some(ReloadStatus { ok: true, at: t, error: None });
+        inner.last_reload = Some(ReloadStatus {
+            ok: true,
+            at: t,
+            error: None,
+        });
         self.snapshot.store(Arc::new(build_snapshot(&inner, t)));
         self.wake_expiry.notify_one();
         info!(
@@ -402,7 +453,9 @@ impl Daemon {
             let next = self.lock().state.next_expiry(now());
             let wait = next.map(|u| {
                 let d = u - now();
-                std::time::Duration::from_millis(d.whole_milliseconds().clamp(0, i64::MAX as i128) as u64)
+                std::time::Duration::from_millis(
+                    d.whole_milliseconds().clamp(0, i64::MAX as i128) as u64
+                )
             });
             match wait {
                 Some(d) => {
@@ -425,7 +478,12 @@ impl Daemon {
             .iter()
             .filter(|(_, o)| o.expired(t))
             .map(|(n, _)| n.clone())
-            .chain(data.global.iter().filter(|g| g.expired(t)).map(|_| "--all".to_string()))
+            .chain(
+                data.global
+                    .iter()
+                    .filter(|g| g.expired(t))
+                    .map(|_| "--all".to_string()),
+            )
             .collect();
         if !data.prune_expired(t) {
             return;

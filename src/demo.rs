@@ -69,7 +69,9 @@ async fn connection(mut s: TcpStream) -> std::io::Result<()> {
                 .map(|(_, v)| v.as_str())
         };
         // Skip a request body (demo answers the same whatever is posted).
-        let body_len: usize = get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let body_len: usize = get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let mut rest = buf.split_off(end);
         buf.clear();
         if rest.len() >= body_len {

@@ -66,7 +66,13 @@ pub fn format(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{}", ms / size, unit));
             ms %= size;
@@ -92,7 +98,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_a_reason() {
-        for bad in ["", "10", "s", "10x", "-5s", "1.5h", "99999999999999999999s", "10 s"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "-5s",
+            "1.5h",
+            "99999999999999999999s",
+            "10 s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(parse("10").unwrap_err().contains("needs a unit"));

@@ -43,8 +43,25 @@ fn is_url_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-                | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%'
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+                | b'?'
+                | b'%'
         )
 }
 
@@ -86,13 +103,20 @@ pub fn redirect_page(location: &str) -> String {
 }
 
 /// The 503 maintenance page served in place (`code = 503`).
-pub fn maintenance_page(site: &str, status_link: Option<&str>, until: Option<SystemTime>) -> String {
+pub fn maintenance_page(
+    site: &str,
+    status_link: Option<&str>,
+    until: Option<SystemTime>,
+) -> String {
     let mut body = format!(
         "<p><strong>{}</strong> is down for maintenance.</p>",
         html_escape(site)
     );
     if let Some(t) = until.and_then(rfc3339) {
-        let _ = write!(body, "<p>Expected back: <time datetime=\"{t}\">{t}</time>.</p>");
+        let _ = write!(
+            body,
+            "<p>Expected back: <time datetime=\"{t}\">{t}</time>.</p>"
+        );
     }
     if let Some(l) = status_link {
         let l = html_escape(l);
@@ -103,7 +127,10 @@ pub fn maintenance_page(site: &str, status_link: Option<&str>, until: Option<Sys
 
 /// 404 for a host no site claims.
 pub fn unknown_host_page() -> String {
-    page("Not found", "<p>No site is configured for this host name.</p>")
+    page(
+        "Not found",
+        "<p>No site is configured for this host name.</p>",
+    )
 }
 
 /// 400 for a request without a usable host.
@@ -121,9 +148,19 @@ pub fn upstream_error_page(status: u16, status_link: Option<&str>) -> String {
     let mut body = format!("<p>The service behind this site {what}.</p>");
     if let Some(l) = status_link {
         let l = html_escape(l);
-        let _ = write!(body, "<p>Check the status page: <a href=\"{l}\">{l}</a></p>");
+        let _ = write!(
+            body,
+            "<p>Check the status page: <a href=\"{l}\">{l}</a></p>"
+        );
     }
-    page(if status == 504 { "Gateway timeout" } else { "Bad gateway" }, &body)
+    page(
+        if status == 504 {
+            "Gateway timeout"
+        } else {
+            "Bad gateway"
+        },
+        &body,
+    )
 }
 
 /// Seconds from now until `until`, at least 1, for `Retry-After`.
@@ -150,18 +187,33 @@ mod tests {
 
     #[test]
     fn keeps_path_and_query() {
-        assert_eq!(location(P, true, b"/a/b?x=1&y=%20"), "https://status.example.com/a/b?x=1&y=%20");
-        assert_eq!(location("https://s.example/cloud", true, b"/"), "https://s.example/cloud/");
+        assert_eq!(
+            location(P, true, b"/a/b?x=1&y=%20"),
+            "https://status.example.com/a/b?x=1&y=%20"
+        );
+        assert_eq!(
+            location("https://s.example/cloud", true, b"/"),
+            "https://s.example/cloud/"
+        );
         assert_eq!(location(P, false, b"/a?b"), "https://status.example.com/");
-        assert_eq!(location("https://s.example/cloud", false, b"/a"), "https://s.example/cloud");
+        assert_eq!(
+            location("https://s.example/cloud", false, b"/a"),
+            "https://s.example/cloud"
+        );
     }
 
     #[test]
     fn cannot_be_steered() {
         for (t, want) in [
-            (&b"//evil.com/x"[..], "https://status.example.com//evil.com/x"),
+            (
+                &b"//evil.com/x"[..],
+                "https://status.example.com//evil.com/x",
+            ),
             (b"\\evil.com", "https://status.example.com/%5Cevil.com"),
-            (b"/a\r\nSet-Cookie: x", "https://status.example.com/a%0D%0ASet-Cookie%3A%20x"),
+            (
+                b"/a\r\nSet-Cookie: x",
+                "https://status.example.com/a%0D%0ASet-Cookie:%20x",
+            ),
             (b"@evil.com", "https://status.example.com/@evil.com"),
             (b"/\xc3\xa9", "https://status.example.com/%C3%A9"),
             (b"*", "https://status.example.com/*"),
@@ -174,7 +226,10 @@ mod tests {
 
     #[test]
     fn escapes_html() {
-        assert_eq!(html_escape("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            html_escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
         assert!(redirect_page("https://s/\"><script>").contains("&quot;&gt;&lt;script&gt;"));
     }
 }

@@ -56,7 +56,10 @@ impl RequestCtx {
     fn site_name(&self) -> &str {
         match &self.snap {
             Some(s) if self.outcome != Outcome::UnknownHost && self.outcome != Outcome::BadHost => {
-                s.table.sites.get(self.site as usize).map_or("-", |r| &r.name)
+                s.table
+                    .sites
+                    .get(self.site as usize)
+                    .map_or("-", |r| &r.name)
             }
             _ => "-",
         }
@@ -79,7 +82,9 @@ fn request_host(req: &RequestHeader) -> Result<&[u8], HostError> {
 /// Path and query as the client sent them (absolute-form reduced to its path).
 fn request_target(req: &RequestHeader) -> &[u8] {
     if req.uri.authority().is_some() {
-        req.uri.path_and_query().map_or(b"/", |pq| pq.as_str().as_bytes())
+        req.uri
+            .path_and_query()
+            .map_or(b"/", |pq| pq.as_str().as_bytes())
     } else {
         req.raw_path()
     }
@@ -100,7 +105,9 @@ async fn respond(
         h.insert_header(*k, *v)?;
     }
     let head_only = session.req_header().method == Method::HEAD;
-    session.write_response_header(Box::new(h), head_only).await?;
+    session
+        .write_response_header(Box::new(h), head_only)
+        .await?;
     if !head_only {
         session
             .write_response_body(Some(Bytes::from(body)), true)
@@ -161,8 +168,11 @@ impl ProxyHttp for Proxy {
                 }
                 _ => {
                     ctx.outcome = Outcome::Maintenance;
-                    let body =
-                        maintenance::maintenance_page(&site.name, site.status_url.as_deref(), state.until);
+                    let body = maintenance::maintenance_page(
+                        &site.name,
+                        site.status_url.as_deref(),
+                        state.until,
+                    );
                     match state.until {
                         Some(until) => {
                             let secs = maintenance::retry_after_secs(until).to_string();
@@ -179,7 +189,11 @@ impl ProxyHttp for Proxy {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let site = ctx
             .snap
             .as_ref()
@@ -194,7 +208,11 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
             upstream.insert_header("x-forwarded-for", ip.to_string())?;
         } else {
             upstream.remove_header("x-forwarded-for");
@@ -205,14 +223,21 @@ impl ProxyHttp for Proxy {
             upstream.insert_header("x-forwarded-host", host.as_slice())?;
             // HTTP/2 and absolute-form requests carry the host in the URI: give the
             // upstream an HTTP/1.1 Host header with the same value.
-            if upstream.headers.get(http::header::HOST).is_none() || upstream.uri.authority().is_some() {
+            if upstream.headers.get(http::header::HOST).is_none()
+                || upstream.uri.authority().is_some()
+            {
                 upstream.insert_header(http::header::HOST, host.as_slice())?;
             }
         }
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy
     where
         RequestCtx: Send + Sync,
     {
@@ -260,7 +285,8 @@ impl ProxyHttp for Proxy {
             Outcome::Redirected | Outcome::Maintenance => "offline",
             Outcome::UnknownHost | Outcome::BadHost => "-",
         };
-        let host = request_host(req).map_or(std::borrow::Cow::Borrowed("-"), String::from_utf8_lossy);
+        let host =
+            request_host(req).map_or(std::borrow::Cow::Borrowed("-"), String::from_utf8_lossy);
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())

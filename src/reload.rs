@@ -54,12 +54,18 @@ async fn run_reload(daemon: &Arc<Daemon>) {
     }
 }
 
-fn start_watcher(file: PathBuf, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+fn start_watcher(
+    file: PathBuf,
+    tx: mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
     let dir = file.parent()?.to_path_buf();
     let name = file.file_name()?.to_os_string();
     let handler = move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
-            let ours = ev.paths.iter().any(|p| p.file_name() == Some(name.as_os_str()));
+            let ours = ev
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(name.as_os_str()));
             let relevant = !matches!(ev.kind, notify::EventKind::Access(_));
             if ours && relevant {
                 let _ = tx.send(());

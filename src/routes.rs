@@ -156,7 +156,10 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
     }
     let name: &[u8] = if host[0] == b'[' {
         // IPv6 literal, optionally followed by :port.
-        let end = host.iter().position(|&b| b == b']').ok_or(HostError::Malformed)?;
+        let end = host
+            .iter()
+            .position(|&b| b == b']')
+            .ok_or(HostError::Malformed)?;
         check_port(&host[end + 1..])?;
         &host[..=end]
     } else {
@@ -192,9 +195,7 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
 fn check_port(tail: &[u8]) -> Result<(), HostError> {
     match tail.split_first() {
         None => Ok(()),
-        Some((b':', digits))
-            if digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit) =>
-        {
+        Some((b':', digits)) if digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit) => {
             Ok(())
         }
         _ => Err(HostError::Malformed),
@@ -204,6 +205,7 @@ fn check_port(tail: &[u8]) -> Result<(), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pingora::upstreams::peer::Peer;
     use std::path::Path;
 
     fn table() -> RouteTable {

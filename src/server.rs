@@ -53,7 +53,8 @@ impl ConnCounter {
 }
 
 fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
-    let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    let l =
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
     l.set_nonblocking(true)
         .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
     Ok(l)
@@ -71,7 +72,8 @@ fn ensure_parent_dir(path: &Path) {
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns an error message for start-up failures.
 pub fn serve(config_path: &Path) -> Result<(), String> {
-    let config = Config::load(config_path).map_err(|e| format!("invalid config, not starting:\n{e}"))?;
+    let config =
+        Config::load(config_path).map_err(|e| format!("invalid config, not starting:\n{e}"))?;
     let threads = config.server.threads;
     let grace = config.server.grace;
 
@@ -95,9 +97,12 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     }
     let daemon = Arc::new(daemon);
 
-    let mut conf = ServerConf::default();
-    conf.threads = threads;
-    let mut app = pingora::proxy::http_proxy(&Arc::new(conf), Proxy::new(daemon.snapshot(), "http"));
+    let conf = ServerConf {
+        threads,
+        ..ServerConf::default()
+    };
+    let mut app =
+        pingora::proxy::http_proxy(&Arc::new(conf), Proxy::new(daemon.snapshot(), "http"));
     let mut opts = HttpServerOptions::default();
     opts.h2c = true;
     app.server_options = Some(opts);
@@ -121,7 +126,10 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     for i in 0..threads {
         let listeners: Vec<TcpListener> = http
             .iter()
-            .map(|l| l.try_clone().map_err(|e| format!("cannot share listener: {e}")))
+            .map(|l| {
+                l.try_clone()
+                    .map_err(|e| format!("cannot share listener: {e}"))
+            })
             .collect::<Result<_, _>>()?;
         let app = app.clone();
         let shutdown = shutdown_rx.clone();
@@ -130,7 +138,10 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         let handle = std::thread::Builder::new()
             .name(format!("offramp-w{i}"))
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         error!("cannot start worker runtime: {e}");
@@ -141,7 +152,12 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     for l in listeners {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => {
-                                tokio::spawn(accept_loop(Listener::from(l), app.clone(), shutdown.clone(), conns.clone()));
+                                tokio::spawn(accept_loop(
+                                    Listener::from(l),
+                                    app.clone(),
+                                    shutdown.clone(),
+                                    conns.clone(),
+                                ));
                             }
                             Err(e) => error!("cannot register listener: {e}"),
                         }

@@ -27,7 +27,11 @@ pub struct Override {
     pub seq: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub until: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -48,7 +52,11 @@ impl Override {
 pub struct ConfigMark {
     pub state: SiteState,
     pub seq: u64,
-    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub since: Option<OffsetDateTime>,
 }
 
@@ -173,11 +181,17 @@ impl StateData {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot read state file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state file {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot write state file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Reads the state file. A missing file is an empty state.
@@ -199,7 +213,10 @@ pub fn load(path: &Path) -> Result<StateData, StateError> {
     if data.version != VERSION {
         return Err(StateError::Corrupt {
             path: path.to_path_buf(),
-            reason: format!("unsupported version {} (this offramp writes {VERSION})", data.version),
+            reason: format!(
+                "unsupported version {} (this offramp writes {VERSION})",
+                data.version
+            ),
         });
     }
     Ok(data)
@@ -222,8 +239,7 @@ pub fn save(path: &Path, data: &StateData) -> Result<(), StateError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut json = serde_json::to_vec_pretty(data)
-        .map_err(|e| werr(std::io::Error::other(e)))?;
+    let mut json = serde_json::to_vec_pretty(data).map_err(|e| werr(std::io::Error::other(e)))?;
     json.push(b'\n');
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
@@ -268,12 +284,18 @@ mod tests {
         let mut s = StateData::default();
         assert_eq!(s.decide("a", SiteState::Online, now).source, Source::Config);
         s.sites.insert("a".into(), ov(SiteState::Offline, 1));
-        assert_eq!(s.decide("a", SiteState::Online, now).state, SiteState::Offline);
+        assert_eq!(
+            s.decide("a", SiteState::Online, now).state,
+            SiteState::Offline
+        );
         s.global = Some(ov(SiteState::Online, 2));
         let d = s.decide("a", SiteState::Offline, now);
         assert_eq!((d.state, d.source), (SiteState::Online, Source::All));
         s.sites.insert("a".into(), ov(SiteState::Offline, 3));
-        assert_eq!(s.decide("a", SiteState::Online, now).source, Source::Runtime);
+        assert_eq!(
+            s.decide("a", SiteState::Online, now).source,
+            Source::Runtime
+        );
         // A config edit after both wins.
         s.config.insert(
             "a".into(),
@@ -294,7 +316,10 @@ mod tests {
         let mut g = ov(SiteState::Online, 2);
         g.until = Some(now - Duration::seconds(1));
         s.global = Some(g);
-        assert_eq!(s.decide("a", SiteState::Online, now).state, SiteState::Offline);
+        assert_eq!(
+            s.decide("a", SiteState::Online, now).state,
+            SiteState::Offline
+        );
         assert!(s.prune_expired(now));
         assert!(s.global.is_none());
         assert!(!s.prune_expired(now));
@@ -305,8 +330,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         assert_eq!(load(&path).unwrap(), StateData::default());
-        let mut s = StateData::default();
-        s.seq = 7;
+        let mut s = StateData {
+            seq: 7,
+            ..StateData::default()
+        };
         s.sites.insert("a".into(), ov(SiteState::Offline, 7));
         save(&path, &s).unwrap();
         assert_eq!(load(&path).unwrap(), s);

@@ -60,8 +60,16 @@ pub fn render(reply: &Value) -> String {
             "global override (--all): {} since {}{}{}{}\n",
             cell(&g["state"]),
             time_cell(&g["since"]),
-            if g["until"].is_string() { format!(" until {}", time_cell(&g["until"])) } else { String::new() },
-            if g["reason"].is_string() { format!(", reason: {}", cell(&g["reason"])) } else { String::new() },
+            if g["until"].is_string() {
+                format!(" until {}", time_cell(&g["until"]))
+            } else {
+                String::new()
+            },
+            if g["reason"].is_string() {
+                format!(", reason: {}", cell(&g["reason"]))
+            } else {
+                String::new()
+            },
             match &g["by"] {
                 Value::Number(n) => format!(", by uid {n}"),
                 _ => String::new(),

@@ -43,11 +43,25 @@ impl Ctx<'_> {
         });
     }
 
+    /// An error about the file as a whole (no single line to point at).
+    fn err_file(&mut self, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: 0,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
     fn string(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
         match v.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             other => {
-                self.err(&v.span(), key, format!("expected a string, found {}", other.type_str()));
+                self.err(
+                    &v.span(),
+                    key,
+                    format!("expected a string, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -57,7 +71,11 @@ impl Ctx<'_> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             other => {
-                self.err(&v.span(), key, format!("expected true or false, found {}", other.type_str()));
+                self.err(
+                    &v.span(),
+                    key,
+                    format!("expected true or false, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -65,15 +83,21 @@ impl Ctx<'_> {
 
     fn integer(&mut self, key: &str, v: &Value<'_>) -> Option<i64> {
         match v.get_ref() {
-            DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    self.err(&v.span(), key, "integer out of range");
-                    None
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.err(&v.span(), key, "integer out of range");
+                        None
+                    }
                 }
-            },
+            }
             other => {
-                self.err(&v.span(), key, format!("expected an integer, found {}", other.type_str()));
+                self.err(
+                    &v.span(),
+                    key,
+                    format!("expected an integer, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -94,7 +118,10 @@ impl Ctx<'_> {
                 self.err(
                     &v.span(),
                     key,
-                    format!("expected a string or an array of strings, found {}", other.type_str()),
+                    format!(
+                        "expected a string or an array of strings, found {}",
+                        other.type_str()
+                    ),
                 );
                 None
             }
@@ -120,7 +147,9 @@ impl Ctx<'_> {
                 Err(_) => self.err(
                     &span,
                     key,
-                    format!("{s:?} is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::]:443\")"),
+                    format!(
+                        "{s:?} is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::]:443\")"
+                    ),
                 ),
             }
         }
@@ -131,14 +160,22 @@ impl Ctx<'_> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
-                self.err(&v.span(), key, format!("expected a table, found {}", other.type_str()));
+                self.err(
+                    &v.span(),
+                    key,
+                    format!("expected a table, found {}", other.type_str()),
+                );
                 None
             }
         }
     }
 
     fn unknown(&mut self, key: &str, span: &Range<usize>, known: &[&str]) {
-        self.err(span, key, format!("unknown key (expected one of: {})", known.join(", ")));
+        self.err(
+            span,
+            key,
+            format!("unknown key (expected one of: {})", known.join(", ")),
+        );
     }
 }
 
@@ -169,37 +206,60 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let mut sites = Vec::new();
     let mut status = None;
     let mut demo = None;
-    let mut site_span = None;
     for (k, v) in root.get_ref().iter() {
         match k.get_ref().as_ref() {
-            "server" => server = ctx.table("server", v).map(|t| parse_server(&mut ctx, t, file)),
-            "maintenance" => {
-                maintenance = ctx.table("maintenance", v).map(|t| parse_maintenance(&mut ctx, t))
+            "server" => {
+                server = ctx
+                    .table("server", v)
+                    .map(|t| parse_server(&mut ctx, t, file))
             }
-            "site" => {
-                site_span = Some(v.span());
-                match v.get_ref() {
-                    DeValue::Array(items) => {
-                        for (i, item) in items.iter().enumerate() {
-                            let key = format!("site[{}]", i + 1);
-                            if let Some(t) = ctx.table(&key, item) {
-                                sites.push((parse_site(&mut ctx, t, &key), item.span()));
-                            }
+            "maintenance" => {
+                maintenance = ctx
+                    .table("maintenance", v)
+                    .map(|t| parse_maintenance(&mut ctx, t))
+            }
+            "site" => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let key = format!("site[{}]", i + 1);
+                        if let Some(t) = ctx.table(&key, item) {
+                            sites.push(parse_site(&mut ctx, t, &key, item.span()));
                         }
                     }
-                    _ => ctx.err(&v.span(), "site", "sites are written as [[site]] tables"),
                 }
-            }
+                _ => ctx.err(&v.span(), "site", "sites are written as [[site]] tables"),
+            },
             "status" => status = ctx.table("status", v).map(|t| parse_status(&mut ctx, t)),
             "demo" => demo = ctx.table("demo", v).and_then(|t| parse_demo(&mut ctx, t)),
-            other => ctx.unknown(other, &k.span(), &["server", "maintenance", "site", "status", "demo"]),
+            other => ctx.unknown(
+                other,
+                &k.span(),
+                &["server", "maintenance", "site", "status", "demo"],
+            ),
         }
     }
     let server = server.unwrap_or_else(|| parse_server(&mut ctx, &DeTable::new(), file));
     let maintenance = maintenance.unwrap_or_else(|| parse_maintenance(&mut ctx, &DeTable::new()));
 
-    let sites = check_sites(&mut ctx, sites, site_span.as_ref());
-    check_whole(&mut ctx, &server, &maintenance, &sites, status.as_ref(), demo.as_ref());
+    let sites = check_sites(&mut ctx, sites);
+    let listeners_set = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "server")
+        .and_then(|(_, v)| v.get_ref().as_table())
+        .is_some_and(|t| {
+            t.iter()
+                .any(|(k, _)| matches!(k.get_ref().as_ref(), "http" | "https"))
+        });
+    check_whole(
+        &mut ctx,
+        listeners_set,
+        &server,
+        &maintenance,
+        &sites,
+        status.as_ref(),
+        demo.as_ref(),
+    );
 
     if !ctx.errors.is_empty() {
         ctx.errors.sort_by_key(|e| e.line);
@@ -216,7 +276,15 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
 }
 
 const SERVER_KEYS: &[&str] = &[
-    "http", "https", "certs", "redirect_https", "threads", "control", "state", "grace", "admin",
+    "http",
+    "https",
+    "certs",
+    "redirect_https",
+    "threads",
+    "control",
+    "state",
+    "grace",
+    "admin",
     "access_log",
 ];
 
@@ -256,7 +324,11 @@ fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
                     if (1..=256).contains(&n) {
                         s.threads = n as usize;
                     } else {
-                        ctx.err(&v.span(), &key, format!("must be between 1 and 256, got {n}"));
+                        ctx.err(
+                            &v.span(),
+                            &key,
+                            format!("must be between 1 and 256, got {n}"),
+                        );
                     }
                 }
             }
@@ -282,7 +354,9 @@ fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
                             s.admin = Some(addr);
                             ctx.err(&v.span(), &key, "the admin listener (/metrics, /healthz) is not supported yet by this version of offramp (remove server.admin)");
                         }
-                        Err(_) => ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address")),
+                        Err(_) => {
+                            ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address"))
+                        }
                     }
                 }
             }
@@ -328,7 +402,11 @@ fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenance {
                         307 => OfflineCode::Temporary,
                         503 => OfflineCode::Unavailable,
                         other => {
-                            ctx.err(&v.span(), &key, format!("must be 302, 307 or 503, got {other}"));
+                            ctx.err(
+                                &v.span(),
+                                &key,
+                                format!("must be 302, 307 or 503, got {other}"),
+                            );
                             OfflineCode::Found
                         }
                     }
@@ -342,11 +420,34 @@ fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenance {
 }
 
 const SITE_KEYS: &[&str] = &[
-    "name", "hosts", "upstream", "state", "status_page", "connect_timeout", "read_timeout",
+    "name",
+    "hosts",
+    "upstream",
+    "state",
+    "status_page",
+    "connect_timeout",
+    "read_timeout",
     "tls_verify",
 ];
 
-fn parse_site(ctx: &mut Ctx<'_>, t: &DeTable<'_>, prefix: &str) -> Site {
+/// Where a site's keys are, for errors found when comparing sites.
+struct SiteSpans {
+    table: Range<usize>,
+    name: Option<Range<usize>>,
+    hosts: Option<Range<usize>>,
+}
+
+fn parse_site(
+    ctx: &mut Ctx<'_>,
+    t: &DeTable<'_>,
+    prefix: &str,
+    table: Range<usize>,
+) -> (Site, SiteSpans) {
+    let mut spans = SiteSpans {
+        table,
+        name: None,
+        hosts: None,
+    };
     let mut site = Site {
         name: String::new(),
         hosts: Vec::new(),
@@ -363,16 +464,25 @@ fn parse_site(ctx: &mut Ctx<'_>, t: &DeTable<'_>, prefix: &str) -> Site {
         let key = format!("{prefix}.{name}");
         match name {
             "name" => {
+                spans.name = Some(v.span());
                 if let Some(n) = ctx.string(&key, v) {
                     let ok = (1..=63).contains(&n.len())
-                        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                        && n.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                     if !ok {
-                        ctx.err(&v.span(), &key, format!("{n:?} is not a valid site name: use 1 to 63 of a-z, 0-9 and -"));
+                        ctx.err(
+                            &v.span(),
+                            &key,
+                            format!(
+                                "{n:?} is not a valid site name: use 1 to 63 of a-z, 0-9 and -"
+                            ),
+                        );
                     }
                     site.name = n;
                 }
             }
             "hosts" => {
+                spans.hosts = Some(v.span());
                 for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
                     match parse_host_pattern(&h) {
                         Ok(p) => {
@@ -404,7 +514,11 @@ fn parse_site(ctx: &mut Ctx<'_>, t: &DeTable<'_>, prefix: &str) -> Site {
                     match s.as_str() {
                         "online" => site.state = SiteState::Online,
                         "offline" => site.state = SiteState::Offline,
-                        _ => ctx.err(&v.span(), &key, format!("must be \"online\" or \"offline\", got {s:?}")),
+                        _ => ctx.err(
+                            &v.span(),
+                            &key,
+                            format!("must be \"online\" or \"offline\", got {s:?}"),
+                        ),
                     }
                 }
             }
@@ -426,9 +540,13 @@ fn parse_site(ctx: &mut Ctx<'_>, t: &DeTable<'_>, prefix: &str) -> Site {
     }
     if !seen_upstream {
         let span = t.iter().next().map(|(k, _)| k.span()).unwrap_or(0..0);
-        ctx.err(&span, &format!("{prefix}.upstream"), "missing: every site needs an upstream URL");
+        ctx.err(
+            &span,
+            &format!("{prefix}.upstream"),
+            "missing: every site needs an upstream URL",
+        );
     }
-    site
+    (site, spans)
 }
 
 /// `cloud.example`, `*.cloud.example` → lower-cased pattern.
@@ -441,10 +559,14 @@ fn parse_host_pattern(h: &str) -> Result<HostPattern, String> {
         return Ok(HostPattern::Wildcard(suffix.to_string()));
     }
     if lower.contains('*') {
-        return Err(format!("{h:?}: a wildcard must be the whole first label, as in \"*.example.com\""));
+        return Err(format!(
+            "{h:?}: a wildcard must be the whole first label, as in \"*.example.com\""
+        ));
     }
     if lower.contains(':') && !lower.starts_with('[') {
-        return Err(format!("{h:?}: hosts are matched without a port; write the name alone"));
+        return Err(format!(
+            "{h:?}: hosts are matched without a port; write the name alone"
+        ));
     }
     if !valid_host(&lower) {
         return Err(format!("{h:?} is not a valid host name"));
@@ -474,7 +596,9 @@ fn parse_upstream(u: &str) -> Result<Upstream, String> {
         return Err(format!("{u:?} has an invalid host {host:?}"));
     }
     let port: u16 = match port {
-        Some(p) => p.parse().map_err(|_| format!("{u:?} has an invalid port"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("{u:?} has an invalid port"))?,
         None if tls => 443,
         None => 80,
     };
@@ -532,7 +656,9 @@ fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<Demo> {
                 if let Some(a) = ctx.string(&key, v) {
                     match a.parse::<SocketAddr>() {
                         Ok(addr) => listen = Some(addr),
-                        Err(_) => ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address")),
+                        Err(_) => {
+                            ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address"))
+                        }
                     }
                 }
             }
@@ -540,50 +666,71 @@ fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<Demo> {
         }
     }
     if listen.is_none() && ctx.errors.is_empty() {
-        ctx.err(&(0..0), "demo.listen", "missing: the demo origin needs an address");
+        ctx.err_file("demo.listen", "missing: the demo origin needs an address");
     }
     listen.map(|listen| Demo { listen })
 }
 
 /// Checks across sites: unique names, each host claimed once.
-fn check_sites(
-    ctx: &mut Ctx<'_>,
-    sites: Vec<(Site, Range<usize>)>,
-    _span: Option<&Range<usize>>,
-) -> Vec<(Site, Range<usize>)> {
+fn check_sites(ctx: &mut Ctx<'_>, sites: Vec<(Site, SiteSpans)>) -> Vec<(Site, Range<usize>)> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut hosts: HashMap<HostPattern, String> = HashMap::new();
-    for (i, (site, span)) in sites.iter().enumerate() {
+    for (i, (site, spans)) in sites.iter().enumerate() {
         let key = format!("site[{}]", i + 1);
+        let name_span = spans.name.as_ref().unwrap_or(&spans.table);
+        let hosts_span = spans.hosts.as_ref().unwrap_or(&spans.table);
         if site.name.is_empty() {
-            ctx.err(span, &format!("{key}.name"), "missing: every site needs a name");
+            ctx.err(
+                &spans.table,
+                &format!("{key}.name"),
+                "missing: every site needs a name",
+            );
         } else if let Some(first) = names.insert(site.name.clone(), i + 1) {
-            ctx.err(span, &format!("{key}.name"), format!("duplicate site name {:?} (also site[{first}])", site.name));
+            ctx.err(
+                name_span,
+                &format!("{key}.name"),
+                format!("duplicate site name {:?} (also site[{first}])", site.name),
+            );
         }
-        if site.hosts.is_empty() {
-            ctx.err(span, &format!("{key}.hosts"), "missing: every site needs at least one host");
+        if site.hosts.is_empty() && spans.hosts.is_none() {
+            ctx.err(
+                &spans.table,
+                &format!("{key}.hosts"),
+                "missing: every site needs at least one host",
+            );
         }
         for h in &site.hosts {
             if let Some(other) = hosts.get(h) {
-                ctx.err(span, &format!("{key}.hosts"), format!("host {h} is already claimed by site {other:?}"));
+                ctx.err(
+                    hosts_span,
+                    &format!("{key}.hosts"),
+                    format!("host {h} is already claimed by site {other:?}"),
+                );
             } else {
                 hosts.insert(h.clone(), site.name.clone());
             }
         }
     }
     sites
+        .into_iter()
+        .map(|(s, spans)| (s, spans.table))
+        .collect()
 }
 
 fn check_whole(
     ctx: &mut Ctx<'_>,
+    listeners_set: bool,
     server: &Server,
     maintenance: &Maintenance,
     sites: &[(Site, Range<usize>)],
     status: Option<&StatusSection>,
     demo: Option<&Demo>,
 ) {
-    if server.http.is_empty() && server.https.is_empty() {
-        ctx.err(&(0..0), "server.http", "no listeners: set [server] http (e.g. http = [\"127.0.0.1:8080\"])");
+    if server.http.is_empty() && server.https.is_empty() && !listeners_set {
+        ctx.err_file(
+            "server.http",
+            "no listeners: set [server] http (e.g. http = [\"127.0.0.1:8080\"])",
+        );
     }
     let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
     let listeners = server
@@ -598,11 +745,14 @@ fn check_whole(
             continue; // each port-0 listener gets its own port
         }
         if let Some(first) = seen.insert(*addr, key) {
-            ctx.err(&(0..0), key, format!("address {addr} is used twice (also {first})"));
+            ctx.err_file(key, format!("address {addr} is used twice (also {first})"));
         }
     }
     if server.control == server.state {
-        ctx.err(&(0..0), "server.state", "the state file and the control socket must be different paths");
+        ctx.err_file(
+            "server.state",
+            "the state file and the control socket must be different paths",
+        );
     }
     if maintenance.code != OfflineCode::Unavailable && maintenance.status_page.is_none() {
         for (i, (site, span)) in sites.iter().enumerate() {
@@ -622,7 +772,14 @@ fn check_whole(
         for h in &st.hosts {
             let p = HostPattern::Exact(h.clone());
             if let Some((s, span)) = sites.iter().find(|(s, _)| s.hosts.contains(&p)) {
-                ctx.err(span, "status.hosts", format!("host {h} is both a status host and a host of site {:?}", s.name));
+                ctx.err(
+                    span,
+                    "status.hosts",
+                    format!(
+                        "host {h} is both a status host and a host of site {:?}",
+                        s.name
+                    ),
+                );
             }
         }
     }

@@ -43,7 +43,9 @@ impl StatusUrl {
             return Err(format!("{raw:?} has no host"));
         }
         if authority.contains('@') {
-            return Err(format!("{raw:?} must not contain user information (user@host)"));
+            return Err(format!(
+                "{raw:?} must not contain user information (user@host)"
+            ));
         }
         let (host, port) = split_host_port(authority)
             .ok_or_else(|| format!("{raw:?} has an invalid host or port"))?;
@@ -93,7 +95,10 @@ pub(crate) fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
 }
 
 fn valid_port(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+    !p.is_empty()
+        && p.len() <= 5
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && p.parse::<u16>().is_ok()
 }
 
 /// A DNS name, IPv4 address or bracketed IPv6 address.
