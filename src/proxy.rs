@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
+use pingora::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
@@ -67,9 +68,15 @@ impl RequestCtx {
 }
 
 /// The request's host: the target's authority for absolute-form and HTTP/2, else `Host`.
+///
+/// Pingora has already refused (400) a `Host` that differs from an absolute-form
+/// target's authority, duplicate `Host` headers and ambiguous targets.
 fn request_host(req: &RequestHeader) -> Result<&[u8], HostError> {
     if let Some(a) = req.uri.authority() {
         return Ok(a.as_str().as_bytes());
+    }
+    if let RawTargetAuthority::Absolute { authority, .. } = raw_target_authority(req.raw_path()) {
+        return Ok(authority);
     }
     let mut hosts = req.headers.get_all(http::header::HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -79,14 +86,53 @@ fn request_host(req: &RequestHeader) -> Result<&[u8], HostError> {
     }
 }
 
-/// Path and query as the client sent them (absolute-form reduced to its path).
+/// Path and query as the client sent them (an absolute-form target reduced to its path
+/// and query, so the redirect never carries the client's scheme or authority).
 fn request_target(req: &RequestHeader) -> &[u8] {
     if req.uri.authority().is_some() {
-        req.uri
+        return req
+            .uri
             .path_and_query()
-            .map_or(b"/", |pq| pq.as_str().as_bytes())
-    } else {
-        req.raw_path()
+            .map_or(b"/", |pq| pq.as_str().as_bytes());
+    }
+    let raw = req.raw_path();
+    match raw_target_authority(raw) {
+        RawTargetAuthority::None => raw,
+        RawTargetAuthority::Absolute { path_and_query, .. } if !path_and_query.is_empty() => {
+            path_and_query
+        }
+        _ => b"/",
+    }
+}
+
+/// Request bodies up to this size sent to a site that is not proxied (offline, unknown
+/// host) are read and discarded so the connection can stay open; larger ones are never
+/// read: the answer is sent and the connection closed after it.
+pub const DISCARD_BODY_LIMIT: u64 = 1024 * 1024;
+/// How long discarding such a body may take.
+const DISCARD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Before answering a request offramp does not proxy: discard a small request body so
+/// keep-alive survives. Pingora closes the connection otherwise (it never reads a body
+/// it was not asked to), which is also what happens to large or unknown-length bodies.
+async fn discard_small_body(session: &mut Session) {
+    if session.is_body_empty() {
+        return;
+    }
+    let req = session.req_header();
+    let expects_continue = req.headers.contains_key(http::header::EXPECT);
+    let small = req
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n <= DISCARD_BODY_LIMIT);
+    if small && !expects_continue {
+        if let Ok(Err(e)) =
+            tokio::time::timeout(DISCARD_BODY_TIMEOUT, session.drain_request_body()).await
+        {
+            tracing::debug!("discarding a request body: {e}");
+        }
     }
 }
 
@@ -104,6 +150,7 @@ async fn respond(
     for (k, v) in headers {
         h.insert_header(*k, *v)?;
     }
+    discard_small_body(session).await;
     let head_only = session.req_header().method == Method::HEAD;
     session
         .write_response_header(Box::new(h), head_only)
@@ -218,6 +265,20 @@ impl ProxyHttp for Proxy {
             upstream.remove_header("x-forwarded-for");
         }
         upstream.insert_header("x-forwarded-proto", self.scheme)?;
+        // An absolute-form target goes upstream in origin-form, as origin servers expect.
+        let origin_form = match raw_target_authority(upstream.raw_path()) {
+            RawTargetAuthority::Absolute { path_and_query, .. } => {
+                Some(if path_and_query.is_empty() {
+                    b"/".to_vec()
+                } else {
+                    path_and_query.to_vec()
+                })
+            }
+            _ => None,
+        };
+        if let Some(target) = origin_form {
+            upstream.set_raw_path(&target)?;
+        }
         let host = request_host(session.req_header()).ok().map(<[u8]>::to_vec);
         if let Some(host) = host {
             upstream.insert_header("x-forwarded-host", host.as_slice())?;

@@ -119,11 +119,9 @@ fn site_route(config: &Config, site: &Site) -> SiteRoute {
         .upstreams
         .iter()
         .map(|u| {
-            let sni = if u.tls && u.host.parse::<std::net::IpAddr>().is_err() {
-                u.host.clone()
-            } else {
-                String::new()
-            };
+            // The upstream's own name (or IP literal) is what its certificate is checked
+            // against. Never leave it empty: Pingora skips verification without one.
+            let sni = if u.tls { u.host.clone() } else { String::new() };
             let mut peer = HttpPeer::new(u.addr, u.tls, sni);
             peer.options.connection_timeout = Some(site.connect_timeout);
             peer.options.total_connection_timeout = Some(site.connect_timeout);
@@ -182,7 +180,9 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
             || b == b'.'
             || b == b'_'
             || (ipv6 && (b == b':' || b == b'[' || b == b']'));
-        if !ok {
+        // An empty label (`a..b`, `.a`) is not a host name.
+        let empty_label = !ipv6 && b == b'.' && (i == 0 || name[i - 1] == b'.');
+        if !ok || empty_label {
             return Err(HostError::Malformed);
         }
         buf[i] = b.to_ascii_lowercase();

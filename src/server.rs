@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pingora::apps::{HttpServerOptions, ServerApp};
-use pingora::protocols::l4::listener::Listener;
+use std::os::fd::AsRawFd;
+
+use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::server::configuration::ServerConf;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
@@ -101,12 +103,16 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         threads,
         ..ServerConf::default()
     };
-    let mut app =
-        pingora::proxy::http_proxy(&Arc::new(conf), Proxy::new(daemon.snapshot(), "http"));
+    let conf = Arc::new(conf);
+    let h1 = pingora::proxy::http_proxy(&conf, Proxy::new(daemon.snapshot(), "http"));
+    let mut h2c = pingora::proxy::http_proxy(&conf, Proxy::new(daemon.snapshot(), "http"));
     let mut opts = HttpServerOptions::default();
     opts.h2c = true;
-    app.server_options = Some(opts);
-    let app = Arc::new(app);
+    h2c.server_options = Some(opts);
+    let apps = Arc::new(Apps {
+        h1: Arc::new(h1),
+        h2c: Arc::new(h2c),
+    });
 
     for l in &http {
         if let Ok(a) = l.local_addr() {
@@ -131,7 +137,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     .map_err(|e| format!("cannot share listener: {e}"))
             })
             .collect::<Result<_, _>>()?;
-        let app = app.clone();
+        let apps = apps.clone();
         let shutdown = shutdown_rx.clone();
         let mut stop = stop_rx.clone();
         let conns = conns.clone();
@@ -153,8 +159,8 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => {
                                 tokio::spawn(accept_loop(
-                                    Listener::from(l),
-                                    app.clone(),
+                                    l,
+                                    apps.clone(),
                                     shutdown.clone(),
                                     conns.clone(),
                                 ));
@@ -198,7 +204,8 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         }
         info!(open_connections = conns.open(), grace = %crate::duration::format(grace), "shutting down: draining connections");
         let _ = shutdown_tx.send(true);
-        app.cleanup().await;
+        apps.h1.cleanup().await;
+        apps.h2c.cleanup().await;
         let deadline = Instant::now() + grace;
         while conns.open() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -237,9 +244,50 @@ impl Signals {
     }
 }
 
+/// The HTTP/2 connection preface a prior-knowledge h2c client starts with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// A new connection must send its first bytes within this time or it is closed.
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// HTTP/1.1 or prior-knowledge HTTP/2, from the first bytes; `None` when the client
+/// closed or sent nothing in time.
+///
+/// Pingora's own h2c detection waits for 24 bytes with no deadline, so a short HTTP/1
+/// request (`GET / HTTP/1.0` + CRLF CRLF) would hang and an idle connection would stay
+/// forever; this decides as soon as the bytes differ from the preface.
+async fn detect_h2c(stream: &tokio::net::TcpStream) -> Option<bool> {
+    let mut buf = [0u8; 24];
+    let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => n,
+        };
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(true);
+        }
+        // A strict prefix of the preface so far: wait for more (peek does not consume).
+        if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5)))
+            .await
+            .is_err()
+        {
+            return None;
+        }
+    }
+}
+
+/// The Pingora apps a connection can be handed to: HTTP/1.1, or h2c.
+pub struct Apps {
+    pub h1: Arc<ProxyApp>,
+    pub h2c: Arc<ProxyApp>,
+}
+
 async fn accept_loop(
-    listener: Listener,
-    app: Arc<ProxyApp>,
+    listener: tokio::net::TcpListener,
+    apps: Arc<Apps>,
     mut shutdown: watch::Receiver<bool>,
     conns: Arc<ConnCounter>,
 ) {
@@ -249,16 +297,24 @@ async fn accept_loop(
             _ = shutdown.wait_for(|s| *s) => return,
         };
         match accepted {
-            Ok(mut stream) => {
-                if let Err(e) = stream.set_nodelay() {
+            Ok((tcp, peer)) => {
+                if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }
-                let app = app.clone();
+                let apps = apps.clone();
                 let shutdown = shutdown.clone();
                 let guard = conns.enter();
                 tokio::spawn(async move {
                     let _guard = guard;
+                    let Some(h2) = detect_h2c(&tcp).await else {
+                        return;
+                    };
+                    let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
+                    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+                    let _ = digest.peer_addr.set(Some(peer.into()));
+                    stream.set_socket_digest(digest);
                     let stream: pingora::protocols::Stream = Box::new(stream);
+                    let app = if h2 { &apps.h2c } else { &apps.h1 };
                     let _ = app.process_new(stream, &shutdown).await;
                 });
             }
