@@ -122,17 +122,21 @@ pub fn main() -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(c) => {
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let listeners = c.server.http.len() + c.server.https.len();
+            let certs = c.tls.as_ref().map_or(String::new(), |t| {
+                format!(", {} certificate{}", t.pairs.len(), plural(t.pairs.len()))
+            });
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
             println!(
-                "{}: OK ({} site{}, {} listener{})",
+                "{}: OK ({} site{}, {} listener{}{certs})",
                 c.file.display(),
                 c.sites.len(),
-                if c.sites.len() == 1 { "" } else { "s" },
-                c.server.http.len() + c.server.https.len(),
-                if c.server.http.len() + c.server.https.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
+                plural(c.sites.len()),
+                listeners,
+                plural(listeners),
             );
             ExitCode::SUCCESS
         }

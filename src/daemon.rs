@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::config::{Config, ConfigErrors, SiteState};
 use crate::routes::{Effective, RouteTable, Snapshot};
 use crate::state::{self, ConfigMark, Decision, Override, Source, StateData};
+use crate::tls::Resolver;
 
 /// Which sites an action touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct ReloadReport {
     pub dropped_overrides: Vec<String>,
     /// Keys that changed but only take effect after a restart; the rest was applied.
     pub needs_restart: Vec<String>,
+    /// The certificates changed and the new ones are in force.
+    pub certs_reloaded: bool,
 }
 
 struct Inner {
@@ -89,6 +92,8 @@ struct Inner {
 /// The daemon core; shared by the control socket, the reloader and the expiry timer.
 pub struct Daemon {
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// The HTTPS certificate resolver, when offramp started with HTTPS listeners.
+    resolver: Option<Arc<Resolver>>,
     inner: Mutex<Inner>,
     wake_expiry: tokio::sync::Notify,
 }
@@ -104,7 +109,11 @@ impl Daemon {
     /// cannot be used is moved aside and reported in the returned warnings; offramp then
     /// starts from the config alone rather than refusing to serve.
     pub fn new(config: Config) -> (Daemon, Vec<String>) {
-        let mut warnings = Vec::new();
+        let mut warnings = config.warnings.clone();
+        let resolver = config
+            .tls
+            .clone()
+            .map(|store| Arc::new(Resolver::new(store)));
         let state_path = config.server.state.clone();
         let mut data = match state::load(&state_path) {
             Ok(d) => d,
@@ -181,6 +190,7 @@ impl Daemon {
         (
             Daemon {
                 snapshot,
+                resolver,
                 inner: Mutex::new(inner),
                 wake_expiry: tokio::sync::Notify::new(),
             },
@@ -192,6 +202,11 @@ impl Daemon {
         // A panic while holding the lock cannot leave Inner half-updated (changes are
         // made on a copy and swapped in), so a poisoned lock is safe to keep using.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The certificate resolver of the HTTPS listeners (`None` without HTTPS).
+    pub fn resolver(&self) -> Option<Arc<Resolver>> {
+        self.resolver.clone()
     }
 
     /// The snapshot cell the proxy reads.
@@ -376,6 +391,15 @@ impl Daemon {
         new.server.state = old.server.state.clone();
         new.server.admin = old.server.admin;
         new.demo = old.demo.clone();
+        for w in &new.warnings {
+            warn!(target: "offramp::reload", "{w}");
+        }
+        if let (Some(resolver), Some(store)) = (&self.resolver, &new.tls) {
+            if old.tls.as_ref() != Some(store) {
+                resolver.set(store.clone());
+                report.certs_reloaded = true;
+            }
+        }
 
         let mut data = inner.state.clone();
         for site in &new.sites {

@@ -21,3 +21,4 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod table;
+pub mod tls;

@@ -21,17 +21,56 @@ use crate::config::{OfflineCode, SiteState};
 use crate::maintenance;
 use crate::routes::{HostError, Snapshot};
 
+/// The scheme of the listeners a proxy serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Requests under this path are never redirected to HTTPS or to the status page: they
+/// are proxied, so an ACME client behind offramp can renew certificates (HTTP-01).
+pub const ACME_CHALLENGE_PREFIX: &[u8] = b"/.well-known/acme-challenge/";
+
 /// The proxy application: reads the shared snapshot, never writes it.
 pub struct Proxy {
     snapshot: Arc<ArcSwap<Snapshot>>,
-    /// `"http"` or `"https"`: the scheme of the listener, for `X-Forwarded-Proto`.
-    scheme: &'static str,
+    scheme: Scheme,
+    /// Port of the first HTTPS listener, for `redirect_https` (`None`: no HTTPS).
+    https_port: Option<u16>,
 }
 
 impl Proxy {
     /// A proxy for listeners of the given scheme.
-    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, scheme: &'static str) -> Proxy {
-        Proxy { snapshot, scheme }
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, scheme: Scheme, https_port: Option<u16>) -> Proxy {
+        Proxy {
+            snapshot,
+            scheme,
+            https_port,
+        }
+    }
+
+    /// `https://HOST[:PORT]` for a plain-HTTP request that must move to HTTPS.
+    fn https_origin(&self, snap: &Snapshot, host: &[u8]) -> Option<String> {
+        if self.scheme != Scheme::Http || !snap.table.redirect_https {
+            return None;
+        }
+        let port = self.https_port?;
+        let name = crate::routes::normalized_host(host).ok()?;
+        Some(if port == 443 {
+            format!("https://{name}")
+        } else {
+            format!("https://{name}:{port}")
+        })
     }
 }
 
@@ -39,6 +78,7 @@ impl Proxy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Proxied,
+    ToHttps,
     Redirected,
     Maintenance,
     UnknownHost,
@@ -201,7 +241,23 @@ impl ProxyHttp for Proxy {
         ctx.site = idx;
         let state = snap.states[idx as usize];
         let site = &snap.table.sites[idx as usize];
-        if state.state == SiteState::Offline {
+        let acme = self.scheme == Scheme::Http
+            && request_target(session.req_header()).starts_with(ACME_CHALLENGE_PREFIX);
+        if !acme {
+            let https = request_host(session.req_header())
+                .ok()
+                .and_then(|h| self.https_origin(&snap, h));
+            if let Some(origin) = https {
+                ctx.outcome = Outcome::ToHttps;
+                let loc =
+                    maintenance::location(&origin, true, request_target(session.req_header()));
+                let body = maintenance::redirect_page(&loc);
+                ctx.snap = Some(snap);
+                respond(session, 308, &[("Location", &loc)], body).await?;
+                return Ok(true);
+            }
+        }
+        if state.state == SiteState::Offline && !acme {
             match (site.code, site.status_url.as_deref()) {
                 (OfflineCode::Found | OfflineCode::Temporary, Some(prefix)) => {
                     ctx.outcome = Outcome::Redirected;
@@ -264,7 +320,7 @@ impl ProxyHttp for Proxy {
         } else {
             upstream.remove_header("x-forwarded-for");
         }
-        upstream.insert_header("x-forwarded-proto", self.scheme)?;
+        upstream.insert_header("x-forwarded-proto", self.scheme.as_str())?;
         // An absolute-form target goes upstream in origin-form, as origin servers expect.
         let origin_form = match raw_target_authority(upstream.raw_path()) {
             RawTargetAuthority::Absolute { path_and_query, .. } => {
@@ -343,6 +399,10 @@ impl ProxyHttp for Proxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let state = match ctx.outcome {
             Outcome::Proxied => "online",
+            Outcome::ToHttps => snap
+                .states
+                .get(ctx.site as usize)
+                .map_or("-", |s| s.state.as_str()),
             Outcome::Redirected | Outcome::Maintenance => "offline",
             Outcome::UnknownHost | Outcome::BadHost => "-",
         };

@@ -24,6 +24,8 @@ pub struct RouteTable {
     /// Keyed by the suffix after `*.`.
     wildcard: HashMap<Box<str>, u32>,
     pub access_log: bool,
+    /// `[server] redirect_https`: plain-HTTP requests go to HTTPS.
+    pub redirect_https: bool,
 }
 
 /// Everything the proxy needs about one site.
@@ -91,6 +93,7 @@ impl RouteTable {
             exact,
             wildcard,
             access_log: config.server.access_log,
+            redirect_https: config.server.redirect_https && !config.server.https.is_empty(),
         }
     }
 
@@ -189,6 +192,12 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
     }
     // Only ASCII was copied, so this cannot fail; map it anyway rather than unwrap.
     std::str::from_utf8(&buf[..name.len()]).map_err(|_| HostError::Malformed)
+}
+
+/// A request's host as routing sees it: lower-case, port and trailing dot removed.
+pub fn normalized_host(host: &[u8]) -> Result<String, HostError> {
+    let mut buf = [0u8; MAX_HOST + 1];
+    normalize_host(host, &mut buf).map(str::to_string)
 }
 
 /// `""` or `":<digits>"`.

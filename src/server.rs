@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, Scheme};
 use crate::{control, demo, reload};
 
 type ProxyApp = pingora::proxy::HttpProxy<Proxy>;
@@ -85,6 +85,16 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         .iter()
         .map(|a| bind(*a, "server.http"))
         .collect::<Result<_, _>>()?;
+    let https: Vec<TcpListener> = config
+        .server
+        .https
+        .iter()
+        .map(|a| bind(*a, "server.https"))
+        .collect::<Result<_, _>>()?;
+    let https_port = https
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
     let demo_listener = match &config.demo {
         Some(d) => Some(bind(d.listen, "demo.listen")?),
         None => None,
@@ -98,25 +108,40 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         error!("{w}");
     }
     let daemon = Arc::new(daemon);
+    let tls_acceptor = match daemon.resolver() {
+        Some(r) => Some(Arc::new(
+            pingora::listeners::tls::Acceptor::from_server_config(Arc::new(
+                crate::tls::server_config(r)?,
+            )),
+        )),
+        None if !https.is_empty() => return Err("HTTPS listeners without certificates".into()),
+        None => None,
+    };
 
     let conf = ServerConf {
         threads,
         ..ServerConf::default()
     };
     let conf = Arc::new(conf);
-    let h1 = pingora::proxy::http_proxy(&conf, Proxy::new(daemon.snapshot(), "http"));
-    let mut h2c = pingora::proxy::http_proxy(&conf, Proxy::new(daemon.snapshot(), "http"));
+    let proxy = |scheme| Proxy::new(daemon.snapshot(), scheme, https_port);
+    let h1 = pingora::proxy::http_proxy(&conf, proxy(Scheme::Http));
+    let mut h2c = pingora::proxy::http_proxy(&conf, proxy(Scheme::Http));
     let mut opts = HttpServerOptions::default();
     opts.h2c = true;
     h2c.server_options = Some(opts);
+    let tls = pingora::proxy::http_proxy(&conf, proxy(Scheme::Https));
     let apps = Arc::new(Apps {
         h1: Arc::new(h1),
         h2c: Arc::new(h2c),
+        tls: Arc::new(tls),
+        acceptor: tls_acceptor,
     });
 
-    for l in &http {
-        if let Ok(a) = l.local_addr() {
-            info!("listening proto=http addr={a}");
+    for (proto, list) in [("http", &http), ("https", &https)] {
+        for l in list {
+            if let Ok(a) = l.local_addr() {
+                info!("listening proto={proto} addr={a}");
+            }
         }
     }
     if let Some(l) = &demo_listener {
@@ -130,10 +155,13 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     let conns = Arc::new(ConnCounter::default());
     let mut workers = Vec::new();
     for i in 0..threads {
-        let listeners: Vec<TcpListener> = http
+        let listeners: Vec<(TcpListener, bool)> = http
             .iter()
-            .map(|l| {
+            .map(|l| (l, false))
+            .chain(https.iter().map(|l| (l, true)))
+            .map(|(l, tls)| {
                 l.try_clone()
+                    .map(|l| (l, tls))
                     .map_err(|e| format!("cannot share listener: {e}"))
             })
             .collect::<Result<_, _>>()?;
@@ -155,11 +183,12 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     }
                 };
                 rt.block_on(async move {
-                    for l in listeners {
+                    for (l, tls) in listeners {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => {
                                 tokio::spawn(accept_loop(
                                     l,
+                                    tls,
                                     apps.clone(),
                                     shutdown.clone(),
                                     conns.clone(),
@@ -175,6 +204,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         workers.push(handle);
     }
     drop(http);
+    drop(https);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -206,6 +236,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         let _ = shutdown_tx.send(true);
         apps.h1.cleanup().await;
         apps.h2c.cleanup().await;
+        apps.tls.cleanup().await;
         let deadline = Instant::now() + grace;
         while conns.open() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -279,14 +310,21 @@ async fn detect_h2c(stream: &tokio::net::TcpStream) -> Option<bool> {
     }
 }
 
-/// The Pingora apps a connection can be handed to: HTTP/1.1, or h2c.
+/// The Pingora apps a connection can be handed to: HTTP/1.1, h2c, or TLS (h2 or
+/// HTTP/1.1 by ALPN).
 pub struct Apps {
     pub h1: Arc<ProxyApp>,
     pub h2c: Arc<ProxyApp>,
+    pub tls: Arc<ProxyApp>,
+    pub acceptor: Option<Arc<pingora::listeners::tls::Acceptor>>,
 }
+
+/// A TLS handshake must complete within this time.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
+    tls: bool,
     apps: Arc<Apps>,
     mut shutdown: watch::Receiver<bool>,
     conns: Arc<ConnCounter>,
@@ -306,16 +344,45 @@ async fn accept_loop(
                 let guard = conns.enter();
                 tokio::spawn(async move {
                     let _guard = guard;
-                    let Some(h2) = detect_h2c(&tcp).await else {
-                        return;
+                    let h2 = if tls {
+                        false
+                    } else {
+                        match detect_h2c(&tcp).await {
+                            Some(h2) => h2,
+                            None => return,
+                        }
                     };
                     let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
                     let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
                     let _ = digest.peer_addr.set(Some(peer.into()));
                     stream.set_socket_digest(digest);
-                    let stream: pingora::protocols::Stream = Box::new(stream);
-                    let app = if h2 { &apps.h2c } else { &apps.h1 };
-                    let _ = app.process_new(stream, &shutdown).await;
+                    if tls {
+                        let Some(acceptor) = &apps.acceptor else {
+                            return;
+                        };
+                        let handshake = tokio::time::timeout(
+                            TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.tls_handshake(stream),
+                        )
+                        .await;
+                        let stream = match handshake {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(client = %peer, "TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(client = %peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let stream: pingora::protocols::Stream = Box::new(stream);
+                        let _ = apps.tls.process_new(stream, &shutdown).await;
+                    } else {
+                        let stream: pingora::protocols::Stream = Box::new(stream);
+                        let app = if h2 { &apps.h2c } else { &apps.h1 };
+                        let _ = app.process_new(stream, &shutdown).await;
+                    }
                 });
             }
             Err(e) => {

@@ -11,7 +11,10 @@ mod url;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::tls::CertStore;
 
 pub use url::StatusUrl;
 
@@ -38,6 +41,10 @@ pub struct Config {
     pub sites: Vec<Site>,
     pub status: Option<StatusSection>,
     pub demo: Option<Demo>,
+    /// The certificates of the `certs` directory, loaded and checked (HTTPS only).
+    pub tls: Option<Arc<CertStore>>,
+    /// Problems worth telling but not refusing (a certificate about to expire).
+    pub warnings: Vec<String>,
 }
 
 /// `[server]`: listeners and process-wide settings.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -261,6 +262,9 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         demo.as_ref(),
     );
 
+    let mut warnings = Vec::new();
+    let tls = check_tls(&mut ctx, &server, &sites, &mut warnings);
+
     if !ctx.errors.is_empty() {
         ctx.errors.sort_by_key(|e| e.line);
         return Err(ConfigErrors(ctx.errors));
@@ -272,6 +276,8 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         sites: sites.into_iter().map(|(s, _)| s).collect(),
         status,
         demo,
+        tls,
+        warnings,
     })
 }
 
@@ -306,19 +312,9 @@ fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
         let key = format!("server.{name}");
         match name {
             "http" => s.http = ctx.addrs(&key, v).unwrap_or_default(),
-            "https" => {
-                s.https = ctx.addrs(&key, v).unwrap_or_default();
-                if !s.https.is_empty() {
-                    ctx.err(&v.span(), &key, "TLS listeners are not supported yet by this version of offramp (remove server.https)");
-                }
-            }
+            "https" => s.https = ctx.addrs(&key, v).unwrap_or_default(),
             "certs" => s.certs = ctx.string(&key, v).map(|p| resolve_path(file, &p)),
-            "redirect_https" => {
-                s.redirect_https = ctx.boolean(&key, v).unwrap_or(false);
-                if s.redirect_https {
-                    ctx.err(&v.span(), &key, "redirect_https is not supported yet by this version of offramp (it needs TLS listeners)");
-                }
-            }
+            "redirect_https" => s.redirect_https = ctx.boolean(&key, v).unwrap_or(false),
             "threads" => {
                 if let Some(n) = ctx.integer(&key, v) {
                     if (1..=256).contains(&n) {
@@ -783,4 +779,72 @@ fn check_whole(
             }
         }
     }
+}
+
+/// With HTTPS listeners: loads the certs directory and checks that every site host is
+/// covered by a certificate. Certificate problems are errors naming the file.
+fn check_tls(
+    ctx: &mut Ctx<'_>,
+    server: &Server,
+    sites: &[(Site, Range<usize>)],
+    warnings: &mut Vec<String>,
+) -> Option<Arc<CertStore>> {
+    if server.https.is_empty() {
+        if server.redirect_https {
+            ctx.err_file(
+                "server.redirect_https",
+                "redirect_https needs HTTPS listeners: set [server] https",
+            );
+        }
+        return None;
+    }
+    let Some(dir) = &server.certs else {
+        ctx.err_file(
+            "server.certs",
+            "HTTPS listeners need certificates: set [server] certs = \"DIR\" (a directory of NAME.crt + NAME.key pairs)",
+        );
+        return None;
+    };
+    let (store, report) = CertStore::load(dir, time::OffsetDateTime::now_utc());
+    let load_failed = !report.errors.is_empty();
+    for e in report.errors {
+        ctx.errors.push(ConfigError {
+            file: e.file,
+            line: 0,
+            key: "server.certs".into(),
+            message: e.message,
+        });
+    }
+    for w in report.warnings {
+        warnings.push(format!("{}: {}", w.file.display(), w.message));
+    }
+    if store.pairs.is_empty() && !load_failed {
+        ctx.err_file(
+            "server.certs",
+            format!(
+                "no certificate in {} (expected NAME.crt + NAME.key pairs)",
+                dir.display()
+            ),
+        );
+    }
+    for (i, (site, span)) in sites.iter().enumerate() {
+        for h in &site.hosts {
+            let pattern = match h {
+                HostPattern::Exact(n) => n.clone(),
+                HostPattern::Wildcard(s) => format!("*.{s}"),
+            };
+            if !store.covers(&pattern) {
+                ctx.err(
+                    span,
+                    &format!("site[{}].hosts", i + 1),
+                    format!(
+                        "host {pattern} of site {:?} has no certificate in {}",
+                        site.name,
+                        dir.display()
+                    ),
+                );
+            }
+        }
+    }
+    Some(Arc::new(store))
 }

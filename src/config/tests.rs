@@ -180,7 +180,8 @@ fn rejects_bad_values() {
         ("[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\nstatus_page = \"https://a.example/?x\"", "maintenance.status_page"),
         ("[server]\nhttp = \"127.0.0.1:1\"\n[nope]\nx = 1", "nope"),
         ("[server]\nhttp = \"127.0.0.1:1\"\ncontrol = \"/tmp/ЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯ\"", "server.control"),
-        ("[server]\nhttp = \"127.0.0.1:1\"\nhttps = \"127.0.0.1:2\"", "server.https"),
+        ("[server]\nhttp = \"127.0.0.1:1\"\nhttps = \"127.0.0.1:2\"", "server.certs"),
+        ("[server]\nhttp = \"127.0.0.1:1\"\nredirect_https = true", "server.redirect_https"),
         ("[server]\nhttp = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:2\"", "server.admin"),
     ] {
         let errs = errors(snippet);

@@ -50,6 +50,8 @@ pub struct Offramp {
     pub config: PathBuf,
     /// Bound HTTP listener addresses, in config order.
     pub http: Vec<SocketAddr>,
+    /// Bound HTTPS listener addresses, in config order.
+    pub https: Vec<SocketAddr>,
     /// Bound demo origin address, when the config has `[demo]`.
     pub demo: Option<SocketAddr>,
     /// Every line the daemon wrote to stderr so far.
@@ -106,6 +108,7 @@ impl Offramp {
             dir,
             config,
             http: Vec::new(),
+            https: Vec::new(),
             demo: None,
             log,
         };
@@ -115,6 +118,9 @@ impl Offramp {
         for line in o.lines() {
             if let Some(addr) = field_after(&line, "listening proto=http addr=") {
                 o.http.push(addr.parse().expect("listening address"));
+            }
+            if let Some(addr) = field_after(&line, "listening proto=https addr=") {
+                o.https.push(addr.parse().expect("listening address"));
             }
             if let Some(addr) = field_after(&line, "listening proto=demo addr=") {
                 o.demo = Some(addr.parse().expect("demo address"));

@@ -1,0 +1,370 @@
+//! TLS certificates: the `certs` directory of PEM pairs, loaded and checked as a whole,
+//! and the SNI resolver the HTTPS listeners use.
+//!
+//! A pair is `NAME.crt` (leaf first, then the chain) + `NAME.key` (PKCS#8, or PKCS#1 /
+//! SEC1, RSA or EC). Each pair is served for the DNS names in its certificate's SAN,
+//! wildcards included (one label, as browsers match them). With no SNI, or an unknown
+//! name, the pair named `default` is served if there is one, else the first pair in
+//! file-name order.
+//!
+//! Owns: reading and validating certificates, the name → certificate map, and the
+//! resolver that swaps it on reload. Does not own: listeners (see `server`) or when a
+//! reload happens (see `reload`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use time::OffsetDateTime;
+
+/// A certificate that expires within this many days is a warning.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// One loaded pair.
+pub struct CertPair {
+    /// The file stem (`NAME` of `NAME.crt`).
+    pub name: String,
+    /// The `.crt` file.
+    pub file: PathBuf,
+    /// DNS names from the SAN, lower-case (`*.example.com` for wildcards).
+    pub names: Vec<String>,
+    pub not_after: OffsetDateTime,
+    pub key: Arc<CertifiedKey>,
+}
+
+/// Every pair of a `certs` directory, indexed by name.
+pub struct CertStore {
+    pub dir: PathBuf,
+    pub pairs: Vec<CertPair>,
+    exact: HashMap<String, usize>,
+    /// Keyed by the suffix after `*.`.
+    wildcard: HashMap<String, usize>,
+    default: Option<usize>,
+    /// Hash of every file's bytes: equal stores compare equal.
+    digest: u64,
+}
+
+impl fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertStore")
+            .field("dir", &self.dir)
+            .field(
+                "pairs",
+                &self.pairs.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl PartialEq for CertStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.dir == other.dir && self.digest == other.digest
+    }
+}
+
+/// A problem with one file of the `certs` directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIssue {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+/// What loading a directory found: errors refuse the config, warnings are reported.
+#[derive(Debug, Default)]
+pub struct CertReport {
+    pub errors: Vec<CertIssue>,
+    pub warnings: Vec<CertIssue>,
+}
+
+impl CertStore {
+    /// Loads every pair in `dir` as of `now`. The store holds the good pairs; the report
+    /// says what was wrong with the others.
+    pub fn load(dir: &Path, now: OffsetDateTime) -> (CertStore, CertReport) {
+        let mut report = CertReport::default();
+        let mut pairs = Vec::new();
+        let mut digest = Fnv::new();
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) => {
+                report.errors.push(CertIssue {
+                    file: dir.to_path_buf(),
+                    message: format!("cannot read the certs directory: {e}"),
+                });
+                Vec::new()
+            }
+        };
+        entries.sort();
+        for path in &entries {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue; // editor and atomic-writer temp files
+            }
+            match ext {
+                "crt" => {
+                    let key_file = path.with_extension("key");
+                    match load_pair(path, &key_file, now, &mut digest) {
+                        Ok((pair, warnings)) => {
+                            report.warnings.extend(warnings);
+                            pairs.push(pair);
+                        }
+                        Err(issue) => report.errors.push(issue),
+                    }
+                }
+                "key" if !path.with_extension("crt").exists() => {
+                    report.warnings.push(CertIssue {
+                        file: path.clone(),
+                        message: format!("key without a certificate: no {stem}.crt next to it"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        for (i, p) in pairs.iter().enumerate() {
+            for n in &p.names {
+                // First pair (file-name order) wins when two certificates name a host.
+                match n.strip_prefix("*.") {
+                    Some(suffix) => wildcard.entry(suffix.to_string()).or_insert(i),
+                    None => exact.entry(n.clone()).or_insert(i),
+                };
+            }
+        }
+        let default = pairs
+            .iter()
+            .position(|p| p.name == "default")
+            .or(if pairs.is_empty() { None } else { Some(0) });
+        (
+            CertStore {
+                dir: dir.to_path_buf(),
+                pairs,
+                exact,
+                wildcard,
+                default,
+                digest: digest.0,
+            },
+            report,
+        )
+    }
+
+    /// The pair serving `host` (a name from SNI or a config host, lower-case), if any.
+    pub fn find(&self, host: &str) -> Option<&CertPair> {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if let Some(&i) = self.exact.get(host) {
+            return self.pairs.get(i);
+        }
+        let (_, parent) = host.split_once('.')?;
+        self.wildcard.get(parent).and_then(|&i| self.pairs.get(i))
+    }
+
+    /// Whether some certificate covers a config host pattern: `name` exactly or by a
+    /// wildcard, `*.suffix` only by the same wildcard.
+    pub fn covers(&self, pattern: &str) -> bool {
+        match pattern.strip_prefix("*.") {
+            Some(suffix) => self.wildcard.contains_key(suffix),
+            None => self.find(pattern).is_some(),
+        }
+    }
+
+    /// The certificate for a handshake: by SNI, else the default pair.
+    pub fn resolve(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let by_name = sni.and_then(|n| {
+            let lower = n.to_ascii_lowercase();
+            self.find(&lower).map(|p| p.key.clone())
+        });
+        by_name.or_else(|| {
+            self.default
+                .and_then(|i| self.pairs.get(i))
+                .map(|p| p.key.clone())
+        })
+    }
+
+    /// The pair served when SNI is missing or unknown.
+    pub fn default_pair(&self) -> Option<&CertPair> {
+        self.default.and_then(|i| self.pairs.get(i))
+    }
+}
+
+fn load_pair(
+    crt: &Path,
+    key_file: &Path,
+    now: OffsetDateTime,
+    digest: &mut Fnv,
+) -> Result<(CertPair, Vec<CertIssue>), CertIssue> {
+    let issue = |file: &Path, message: String| CertIssue {
+        file: file.to_path_buf(),
+        message,
+    };
+    let crt_bytes =
+        std::fs::read(crt).map_err(|e| issue(crt, format!("cannot read certificate: {e}")))?;
+    if !key_file.exists() {
+        return Err(issue(
+            crt,
+            format!(
+                "certificate without a key: {} is missing",
+                key_file.display()
+            ),
+        ));
+    }
+    let key_bytes =
+        std::fs::read(key_file).map_err(|e| issue(key_file, format!("cannot read key: {e}")))?;
+    digest.write(crt.as_os_str().as_encoded_bytes());
+    digest.write(&crt_bytes);
+    digest.write(&key_bytes);
+
+    let chain: Vec<_> = rustls_pemfile::certs(&mut crt_bytes.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| issue(crt, format!("not a PEM certificate file: {e}")))?;
+    if chain.is_empty() {
+        return Err(issue(crt, "no PEM certificate found in the file".into()));
+    }
+    let key = rustls_pemfile::private_key(&mut key_bytes.as_slice())
+        .map_err(|e| issue(key_file, format!("not a PEM key file: {e}")))?
+        .ok_or_else(|| {
+            issue(
+                key_file,
+                "no private key found (expected PEM PKCS#8, PKCS#1 or SEC1)".into(),
+            )
+        })?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| issue(key_file, format!("unsupported private key: {e}")))?;
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) => {}
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            return Err(issue(
+                key_file,
+                format!("key does not match the certificate {}", crt.display()),
+            ))
+        }
+        Err(e) => return Err(issue(crt, format!("unusable certificate: {e}"))),
+    }
+
+    let leaf = certified
+        .cert
+        .first()
+        .ok_or_else(|| issue(crt, "no certificate in the chain".into()))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| issue(crt, format!("cannot parse the certificate: {e}")))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                names.push(d.to_ascii_lowercase());
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(issue(
+            crt,
+            "the certificate names no DNS host in its Subject Alternative Name".into(),
+        ));
+    }
+    let validity = parsed.validity();
+    let not_after = validity.not_after.to_datetime();
+    let not_before = validity.not_before.to_datetime();
+    let mut warnings = Vec::new();
+    if not_after <= now {
+        return Err(issue(
+            crt,
+            format!(
+                "certificate expired on {}",
+                crate::maintenance::rfc3339(not_after.into()).unwrap_or_default()
+            ),
+        ));
+    }
+    let days_left = (not_after - now).whole_days();
+    if days_left < EXPIRY_WARNING_DAYS {
+        warnings.push(issue(
+            crt,
+            format!("certificate expires in {days_left} days"),
+        ));
+    }
+    if not_before > now {
+        warnings.push(issue(crt, "certificate is not valid yet".into()));
+    }
+    let name = crt
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok((
+        CertPair {
+            name,
+            file: crt.to_path_buf(),
+            names,
+            not_after,
+            key: Arc::new(certified),
+        },
+        warnings,
+    ))
+}
+
+/// The rustls certificate resolver of the HTTPS listeners; `set` swaps the store
+/// atomically (a reload), handshakes in progress keep the certificate they picked.
+pub struct Resolver(ArcSwap<CertStore>);
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Resolver").field(&*self.0.load()).finish()
+    }
+}
+
+impl Resolver {
+    pub fn new(store: Arc<CertStore>) -> Resolver {
+        Resolver(ArcSwap::new(store))
+    }
+
+    /// Puts a new set of certificates in force.
+    pub fn set(&self, store: Arc<CertStore>) {
+        self.0.store(store);
+    }
+
+    /// The certificates in force.
+    pub fn store(&self) -> Arc<CertStore> {
+        self.0.load_full()
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.load().resolve(hello.server_name())
+    }
+}
+
+/// The rustls server config of the HTTPS listeners: our resolver, h2 then http/1.1 by
+/// ALPN, TLS 1.2 and 1.3 with the ring provider.
+pub fn server_config(resolver: Arc<Resolver>) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// FNV-1a, to tell whether two loads read the same bytes.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
