@@ -76,8 +76,15 @@ pub enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Re-read the config file now.
+    /// Re-read the config file and certificates now.
     Reload,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from this command line.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -95,12 +102,27 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => 1,
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(if e.use_stderr() { 1 } else { 0 })
+                }
+                _ => {
+                    // Errors are one line on stderr (CONTRACT section 4).
+                    let text = e.render().to_string();
+                    let first: Vec<&str> = text
+                        .lines()
+                        .take_while(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    let first = first.join(" ");
+                    let first = first.strip_prefix("error: ").unwrap_or(&first);
+                    eprintln!("offramp: {first} (see offramp --help)");
+                    ExitCode::from(1)
+                }
             };
-            let _ = e.print();
-            return ExitCode::from(code);
         }
     };
     match &cli.command {
@@ -115,6 +137,21 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Check => check(&cli.config),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "offramp", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("offramp: cannot write the man page: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         _ => client(&cli),
     }
 }
@@ -200,7 +237,11 @@ fn request_for(cmd: &Command) -> Request {
                 ..Request::default()
             }
         }
-        Command::Reload | Command::Serve | Command::Check => Request {
+        Command::Reload
+        | Command::Serve
+        | Command::Check
+        | Command::Completions { .. }
+        | Command::Man => Request {
             cmd: "reload".into(),
             ..Request::default()
         },

@@ -187,6 +187,7 @@ impl Daemon {
             ));
         }
         let snapshot = Arc::new(ArcSwap::from_pointee(build_snapshot(&inner, t)));
+        publish(&snapshot, &inner, t);
         (
             Daemon {
                 snapshot,
@@ -285,6 +286,7 @@ impl Daemon {
             }
         }
         self.commit(&mut inner, data, t)?;
+        count(state.as_str());
         info!(
             target: "offramp::control",
             action = state.as_str(),
@@ -319,6 +321,7 @@ impl Daemon {
             }
         }
         self.commit(&mut inner, data, t)?;
+        count("reset");
         info!(
             target: "offramp::control",
             action = "reset",
@@ -335,22 +338,28 @@ impl Daemon {
         state::save(&inner.state_path, &data)
             .map_err(|e| format!("change refused, nothing was applied: {e}"))?;
         inner.state = data;
-        self.snapshot.store(Arc::new(build_snapshot(inner, t)));
+        publish(&self.snapshot, inner, t);
         self.wake_expiry.notify_one();
         Ok(())
     }
 
     /// Re-reads the config file and applies it, or keeps the running one on error.
     pub fn reload(&self) -> Result<ReloadReport, String> {
+        crate::notify::reloading();
         let file = self.lock().config.file.clone();
-        match Config::load(&file) {
+        let result = match Config::load(&file) {
             Ok(c) => Ok(self.apply_config(c)),
             Err(e) => Err(self.reload_failed(&e)),
-        }
+        };
+        crate::notify::notify("READY=1");
+        result
     }
 
     /// Records a failed reload; returns the message.
     pub fn reload_failed(&self, e: &ConfigErrors) -> String {
+        if let Some(m) = crate::metrics::get() {
+            m.reload_errors.inc();
+        }
         let msg = format!("config not applied, the running config stays in force:\n{e}");
         warn!(target: "offramp::reload", "{msg}");
         self.lock().last_reload = Some(ReloadStatus {
@@ -452,12 +461,18 @@ impl Daemon {
         inner.state = data;
         inner.table = Arc::new(RouteTable::build(&new));
         inner.config = Arc::new(new);
+        if let Some(m) = crate::metrics::get() {
+            m.reloads.inc();
+            for name in &report.removed {
+                m.forget_site(name);
+            }
+        }
         inner.last_reload = Some(ReloadStatus {
             ok: true,
             at: t,
             error: None,
         });
-        self.snapshot.store(Arc::new(build_snapshot(&inner, t)));
+        publish(&self.snapshot, &inner, t);
         self.wake_expiry.notify_one();
         info!(
             target: "offramp::reload",
@@ -517,7 +532,8 @@ impl Daemon {
             warn!(target: "offramp::control", "{e}");
         }
         inner.state = data;
-        self.snapshot.store(Arc::new(build_snapshot(&inner, t)));
+        publish(&self.snapshot, &inner, t);
+        count("expired");
         info!(target: "offramp::control", sites = %expired.join(","), "runtime override expired");
     }
 }
@@ -573,6 +589,23 @@ fn site_statuses(inner: &Inner, names: &[String], t: OffsetDateTime) -> Vec<Site
             }
         })
         .collect()
+}
+
+/// Makes a new snapshot current and brings the per-site state gauges up to date.
+fn publish(cell: &ArcSwap<Snapshot>, inner: &Inner, t: OffsetDateTime) {
+    let snap = build_snapshot(inner, t);
+    if let Some(m) = crate::metrics::get() {
+        for (site, st) in inner.config.sites.iter().zip(&snap.states) {
+            m.set_site_offline(&site.name, st.state == SiteState::Offline);
+        }
+    }
+    cell.store(Arc::new(snap));
+}
+
+fn count(action: &str) {
+    if let Some(m) = crate::metrics::get() {
+        m.flips.with_label_values(&[action]).inc();
+    }
 }
 
 fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {

@@ -15,6 +15,8 @@ pub mod demo;
 pub mod duration;
 pub mod logging;
 pub mod maintenance;
+pub mod metrics;
+pub mod notify;
 pub mod proxy;
 pub mod reload;
 pub mod routes;

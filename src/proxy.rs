@@ -74,16 +74,7 @@ impl Proxy {
     }
 }
 
-/// What happened to a request, for the access log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Proxied,
-    ToHttps,
-    Redirected,
-    Maintenance,
-    UnknownHost,
-    BadHost,
-}
+pub use crate::metrics::Outcome;
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -94,14 +85,17 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    fn has_site(&self) -> bool {
+        !matches!(self.outcome, Outcome::UnknownHost | Outcome::BadRequest)
+    }
+
     fn site_name(&self) -> &str {
         match &self.snap {
-            Some(s) if self.outcome != Outcome::UnknownHost && self.outcome != Outcome::BadHost => {
-                s.table
-                    .sites
-                    .get(self.site as usize)
-                    .map_or("-", |r| &r.name)
-            }
+            Some(s) if self.has_site() => s
+                .table
+                .sites
+                .get(self.site as usize)
+                .map_or("-", |r| &r.name),
             _ => "-",
         }
     }
@@ -232,7 +226,7 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
             Err(_) => {
-                ctx.outcome = Outcome::BadHost;
+                ctx.outcome = Outcome::BadRequest;
                 ctx.snap = Some(snap);
                 respond(session, 400, &[], maintenance::bad_host_page()).await?;
                 return Ok(true);
@@ -248,7 +242,7 @@ impl ProxyHttp for Proxy {
                 .ok()
                 .and_then(|h| self.https_origin(&snap, h));
             if let Some(origin) = https {
-                ctx.outcome = Outcome::ToHttps;
+                ctx.outcome = Outcome::HttpsRedirect;
                 let loc =
                     maintenance::location(&origin, true, request_target(session.req_header()));
                 let body = maintenance::redirect_page(&loc);
@@ -369,6 +363,15 @@ impl ProxyHttp for Proxy {
             (ErrorSource::Downstream, _) => 400,
             _ => 502,
         };
+        if code >= 502 {
+            if let Some(site) = ctx
+                .snap
+                .as_ref()
+                .and_then(|s| s.table.sites.get(ctx.site as usize))
+            {
+                site.counters.upstream_error();
+            }
+        }
         if code > 0 && session.response_written().is_none() {
             let link = ctx
                 .snap
@@ -392,19 +395,25 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let Some(snap) = &ctx.snap else { return };
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.start.elapsed();
+        let counters = match snap.table.sites.get(ctx.site as usize) {
+            Some(site) if ctx.has_site() => &site.counters,
+            _ => &snap.table.no_site,
+        };
+        counters.request(ctx.outcome, status, elapsed);
         if !snap.table.access_log {
             return;
         }
         let req = session.req_header();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let state = match ctx.outcome {
             Outcome::Proxied => "online",
-            Outcome::ToHttps => snap
+            Outcome::HttpsRedirect => snap
                 .states
                 .get(ctx.site as usize)
                 .map_or("-", |s| s.state.as_str()),
             Outcome::Redirected | Outcome::Maintenance => "offline",
-            Outcome::UnknownHost | Outcome::BadHost => "-",
+            Outcome::UnknownHost | Outcome::BadRequest => "-",
         };
         let host =
             request_host(req).map_or(std::borrow::Cow::Borrowed("-"), String::from_utf8_lossy);
@@ -423,7 +432,7 @@ impl ProxyHttp for Proxy {
             path = %String::from_utf8_lossy(request_target(req)),
             status,
             bytes = session.body_bytes_sent(),
-            duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
             error = e.map(|e| e.etype().as_str()),
         );
     }

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{Config, HostPattern, OfflineCode, Site, SiteState, StatusPage};
+use crate::metrics::SiteCounters;
 
 /// Longest host name we route (DNS limit plus a trailing dot and a port).
 const MAX_HOST: usize = 253;
@@ -26,11 +27,15 @@ pub struct RouteTable {
     pub access_log: bool,
     /// `[server] redirect_https`: plain-HTTP requests go to HTTPS.
     pub redirect_https: bool,
+    /// Metrics of requests that matched no site (`site="-"`).
+    pub no_site: SiteCounters,
 }
 
 /// Everything the proxy needs about one site.
 pub struct SiteRoute {
     pub name: Arc<str>,
+    /// This site's metrics, cached for the data path.
+    pub counters: SiteCounters,
     pub peers: Vec<HttpPeer>,
     next: AtomicUsize,
     pub code: OfflineCode,
@@ -94,6 +99,7 @@ impl RouteTable {
             wildcard,
             access_log: config.server.access_log,
             redirect_https: config.server.redirect_https && !config.server.https.is_empty(),
+            no_site: SiteCounters::new("-".into()),
         }
     }
 
@@ -140,8 +146,10 @@ fn site_route(config: &Config, site: &Site) -> SiteRoute {
         Some(StatusPage::Url(u)) => Some(format!("{}{}", u.origin, u.path).into()),
         _ => None,
     };
+    let name: Arc<str> = site.name.as_str().into();
     SiteRoute {
-        name: site.name.as_str().into(),
+        counters: SiteCounters::new(name.clone()),
+        name,
         peers,
         next: AtomicUsize::new(0),
         code: config.maintenance.code,

@@ -39,12 +39,18 @@ struct ConnGuard(Arc<ConnCounter>);
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0 .0.fetch_sub(1, Ordering::AcqRel);
+        if let Some(m) = crate::metrics::get() {
+            m.open_connections.dec();
+        }
     }
 }
 
 impl ConnCounter {
     fn enter(self: &Arc<Self>) -> ConnGuard {
         self.0.fetch_add(1, Ordering::AcqRel);
+        if let Some(m) = crate::metrics::get() {
+            m.open_connections.inc();
+        }
         ConnGuard(self.clone())
     }
 
@@ -76,6 +82,7 @@ fn ensure_parent_dir(path: &Path) {
 pub fn serve(config_path: &Path) -> Result<(), String> {
     let config =
         Config::load(config_path).map_err(|e| format!("invalid config, not starting:\n{e}"))?;
+    let _ = crate::metrics::get();
     let threads = config.server.threads;
     let grace = config.server.grace;
 
@@ -97,6 +104,10 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         .map(|a| a.port());
     let demo_listener = match &config.demo {
         Some(d) => Some(bind(d.listen, "demo.listen")?),
+        None => None,
+    };
+    let admin_listener = match config.server.admin {
+        Some(a) => Some(bind(a, "server.admin")?),
         None => None,
     };
     ensure_parent_dir(&config.server.control);
@@ -142,6 +153,11 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
             if let Ok(a) = l.local_addr() {
                 info!("listening proto={proto} addr={a}");
             }
+        }
+    }
+    if let Some(l) = &admin_listener {
+        if let Ok(a) = l.local_addr() {
+            info!("listening proto=admin addr={a} (/metrics, /healthz)");
         }
     }
     if let Some(l) = &demo_listener {
@@ -218,6 +234,14 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         tokio::spawn(control::serve(control_listener, daemon.clone()));
         tokio::spawn(daemon.clone().run_expiry());
         tokio::spawn(reload::watch(daemon.clone(), signals.hup));
+        if let Some(l) = admin_listener {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::spawn(crate::metrics::serve_admin(l));
+                }
+                Err(e) => error!("cannot start the admin listener: {e}"),
+            }
+        }
         if let Some(l) = demo_listener {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
@@ -227,11 +251,13 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
             }
         }
         info!(pid = std::process::id(), threads, "ready");
+        crate::notify::notify("READY=1");
         let (mut term, mut int) = (signals.term, signals.int);
         tokio::select! {
             _ = term.recv() => info!("SIGTERM received"),
             _ = int.recv() => info!("SIGINT received"),
         }
+        crate::notify::notify("STOPPING=1");
         info!(open_connections = conns.open(), grace = %crate::duration::format(grace), "shutting down: draining connections");
         let _ = shutdown_tx.send(true);
         apps.h1.cleanup().await;

@@ -346,10 +346,7 @@ fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
             "admin" => {
                 if let Some(a) = ctx.string(&key, v) {
                     match a.parse::<SocketAddr>() {
-                        Ok(addr) => {
-                            s.admin = Some(addr);
-                            ctx.err(&v.span(), &key, "the admin listener (/metrics, /healthz) is not supported yet by this version of offramp (remove server.admin)");
-                        }
+                        Ok(addr) => s.admin = Some(addr),
                         Err(_) => {
                             ctx.err(&v.span(), &key, format!("{a:?} is not an IP:port address"))
                         }

@@ -182,7 +182,7 @@ fn rejects_bad_values() {
         ("[server]\nhttp = \"127.0.0.1:1\"\ncontrol = \"/tmp/ЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯЯ\"", "server.control"),
         ("[server]\nhttp = \"127.0.0.1:1\"\nhttps = \"127.0.0.1:2\"", "server.certs"),
         ("[server]\nhttp = \"127.0.0.1:1\"\nredirect_https = true", "server.redirect_https"),
-        ("[server]\nhttp = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:2\"", "server.admin"),
+        ("[server]\nhttp = \"127.0.0.1:1\"\nadmin = \"localhost:2\"", "server.admin"),
     ] {
         let errs = errors(snippet);
         assert!(errs.iter().any(|e| e.key == key), "{snippet}: {errs:?}");

@@ -54,6 +54,8 @@ pub struct Offramp {
     pub https: Vec<SocketAddr>,
     /// Bound demo origin address, when the config has `[demo]`.
     pub demo: Option<SocketAddr>,
+    /// Bound admin listener address, when the config has `[server] admin`.
+    pub admin: Option<SocketAddr>,
     /// Every line the daemon wrote to stderr so far.
     pub log: Arc<(Mutex<Vec<String>>, Condvar)>,
 }
@@ -76,9 +78,15 @@ impl Offramp {
 
     /// Starts the daemon on `dir/offramp.toml` (already written), with extra env vars.
     pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Offramp {
+        Offramp::start_with(dir, env, &[])
+    }
+
+    /// Like [`Offramp::start_in`], with extra global arguments (e.g. `--log-format json`).
+    pub fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Offramp {
         let config = dir.path().join("offramp.toml");
         let mut cmd = Command::new(bin());
-        cmd.arg("serve")
+        cmd.args(args)
+            .arg("serve")
             .arg("-c")
             .arg(&config)
             .stdin(Stdio::null())
@@ -110,6 +118,7 @@ impl Offramp {
             http: Vec::new(),
             https: Vec::new(),
             demo: None,
+            admin: None,
             log,
         };
         o.wait_log(WAIT, "the daemon's `ready` line", |l| {
@@ -121,6 +130,9 @@ impl Offramp {
             }
             if let Some(addr) = field_after(&line, "listening proto=https addr=") {
                 o.https.push(addr.parse().expect("listening address"));
+            }
+            if let Some(addr) = field_after(&line, "listening proto=admin addr=") {
+                o.admin = Some(addr.parse().expect("admin address"));
             }
             if let Some(addr) = field_after(&line, "listening proto=demo addr=") {
                 o.demo = Some(addr.parse().expect("demo address"));
