@@ -319,6 +319,9 @@ fn print_reload(reply: &Value) {
             .unwrap_or_default()
     };
     println!("config reloaded");
+    if r["certs_reloaded"].as_bool() == Some(true) {
+        println!("  certificates reloaded");
+    }
     for (key, label) in [
         ("added", "sites added"),
         ("removed", "sites removed"),
