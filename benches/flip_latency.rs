@@ -40,8 +40,7 @@ fn origin() -> SocketAddr {
                         .position(|w| w == b"\r\n\r\n")
                         .map_or(0, |i| i + 4);
                     buf.drain(..end);
-                    if s
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                         .is_err()
                     {
                         return;
@@ -87,7 +86,10 @@ fn start(config_file: &Path) -> Daemon {
     std::thread::spawn(move || {
         use std::io::BufRead;
         let mut addr = None;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(i) = line.find("listening proto=http addr=") {
                 let rest = &line[i + "listening proto=http addr=".len()..];
                 addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
@@ -189,15 +191,27 @@ fn main() {
         online.push(t.elapsed());
     }
     cli(&file, &["reset", "--all"]);
-    summary("CLI offline returned -> first 302", offline, Duration::from_millis(5));
-    summary("CLI online returned -> first 200", online, Duration::from_millis(5));
+    summary(
+        "CLI offline returned -> first 302",
+        offline,
+        Duration::from_millis(5),
+    );
+    summary(
+        "CLI online returned -> first 200",
+        online,
+        Duration::from_millis(5),
+    );
 
     // 2. Config write → change in force.
     let mut in_place = Vec::new();
     let mut by_rename = Vec::new();
     let mut state = "online";
     for i in 0..rounds.min(20) {
-        state = if state == "online" { "offline" } else { "online" };
+        state = if state == "online" {
+            "offline"
+        } else {
+            "online"
+        };
         let want = if state == "offline" { 302 } else { 200 };
         let text = config(origin, state);
         let t = Instant::now();
@@ -221,7 +235,15 @@ fn main() {
         // Let the watcher settle before the next edit.
         std::thread::sleep(Duration::from_millis(150));
     }
-    summary("config written in place -> in force", in_place, Duration::from_millis(500));
-    summary("config replaced by rename -> in force", by_rename, Duration::from_millis(500));
+    summary(
+        "config written in place -> in force",
+        in_place,
+        Duration::from_millis(500),
+    );
+    summary(
+        "config replaced by rename -> in force",
+        by_rename,
+        Duration::from_millis(500),
+    );
     drop(d);
 }
