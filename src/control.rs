@@ -51,11 +51,12 @@ pub struct Request {
     pub until: Option<String>,
 }
 
-/// Binds the control socket at `path` with mode 0660.
+/// Binds the control socket at `path` with mode 0660, owned by `group` when given
+/// (`[server] control_group`), so that exactly that group's members may use it.
 ///
 /// A socket file left by a dead daemon is replaced; one a live daemon answers on is
 /// refused, and so is any path that is not a socket.
-pub fn bind(path: &Path) -> Result<StdUnixListener, String> {
+pub fn bind(path: &Path, group: Option<u32>) -> Result<StdUnixListener, String> {
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -92,6 +93,12 @@ pub fn bind(path: &Path) -> Result<StdUnixListener, String> {
     let fail = |e: std::io::Error| format!("cannot create control socket {shown}: {e}");
     let listener = StdUnixListener::bind(&tmp).map_err(fail)?;
     let setup = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
+        .and_then(|_| match group {
+            Some(gid) => std::os::unix::fs::chown(&tmp, None, Some(gid)).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot give it group {gid}: {e}"))
+            }),
+            None => Ok(()),
+        })
         .and_then(|_| std::fs::rename(&tmp, path))
         .and_then(|_| listener.set_nonblocking(true));
     if let Err(e) = setup {
@@ -263,6 +270,7 @@ pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
                 Ok(json!({"ok": true, "sites": sites}))
             }
             "reload" => {
+                info!(target: "offramp::reload", by = uid.map_or(-1, i64::from), "reload requested over the control socket");
                 let report = daemon.reload()?;
                 Ok(json!({"ok": true, "reload": report}))
             }

@@ -95,6 +95,11 @@ pub struct Daemon {
     /// The HTTPS certificate resolver, when offramp started with HTTPS listeners.
     resolver: Option<Arc<Resolver>>,
     inner: Mutex<Inner>,
+    /// Held for a whole reload (read, validate, apply) so that two reloads racing (the
+    /// file watch and `offramp reload`) cannot apply an older read over a newer one.
+    reloading: Mutex<()>,
+    /// Signalled after every applied config, for the file watch to follow `server.certs`.
+    applied: tokio::sync::Notify,
     wake_expiry: tokio::sync::Notify,
 }
 
@@ -193,6 +198,8 @@ impl Daemon {
                 snapshot,
                 resolver,
                 inner: Mutex::new(inner),
+                reloading: Mutex::new(()),
+                applied: tokio::sync::Notify::new(),
                 wake_expiry: tokio::sync::Notify::new(),
             },
             warnings,
@@ -343,8 +350,14 @@ impl Daemon {
         Ok(())
     }
 
+    /// Resolves after a config was applied (by any trigger) since the last call.
+    pub async fn config_applied(&self) {
+        self.applied.notified().await
+    }
+
     /// Re-reads the config file and applies it, or keeps the running one on error.
     pub fn reload(&self) -> Result<ReloadReport, String> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         crate::notify::reloading();
         let file = self.lock().config.file.clone();
         let result = match Config::load(&file) {
@@ -377,11 +390,15 @@ impl Daemon {
         let old = inner.config.clone();
         let mut report = ReloadReport::default();
         // Settings bound at start-up keep their running values until a restart.
-        let restart_only: [(&str, bool); 6] = [
+        let restart_only: [(&str, bool); 7] = [
             ("server.http", old.server.http != new.server.http),
             ("server.https", old.server.https != new.server.https),
             ("server.threads", old.server.threads != new.server.threads),
             ("server.control", old.server.control != new.server.control),
+            (
+                "server.control_group",
+                old.server.control_group != new.server.control_group,
+            ),
             ("server.state", old.server.state != new.server.state),
             (
                 "server.admin/demo",
@@ -397,6 +414,7 @@ impl Daemon {
         new.server.https = old.server.https.clone();
         new.server.threads = old.server.threads;
         new.server.control = old.server.control.clone();
+        new.server.control_group = old.server.control_group;
         new.server.state = old.server.state.clone();
         new.server.admin = old.server.admin;
         new.demo = old.demo.clone();
@@ -474,6 +492,7 @@ impl Daemon {
         });
         publish(&self.snapshot, &inner, t);
         self.wake_expiry.notify_one();
+        self.applied.notify_one();
         info!(
             target: "offramp::reload",
             added = ?report.added,
@@ -483,6 +502,14 @@ impl Daemon {
             needs_restart = ?report.needs_restart,
             "config reloaded"
         );
+        if !report.needs_restart.is_empty() {
+            // Most reloads come from the file watch, with nobody reading the reply.
+            warn!(
+                target: "offramp::reload",
+                "changed in the config but only applied after a restart: {}; the running values stay in force, the rest of the change is applied",
+                report.needs_restart.join(", ")
+            );
+        }
         report
     }
 

@@ -13,6 +13,8 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod duration;
+pub mod fast;
+pub mod guard;
 pub mod logging;
 pub mod maintenance;
 pub mod metrics;

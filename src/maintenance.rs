@@ -138,6 +138,19 @@ pub fn bad_host_page() -> String {
     page("Bad request", "<p>The request has no valid Host.</p>")
 }
 
+/// 400, 414 or 431 for a request offramp cannot or will not read.
+pub fn client_error_page(status: u16) -> String {
+    let (title, text) = match status {
+        414 => ("URI too long", "The requested path and query are too long."),
+        431 => (
+            "Request header fields too large",
+            "The request's header is too large.",
+        ),
+        _ => ("Bad request", "The request could not be understood."),
+    };
+    page(title, &format!("<p>{text}</p>"))
+}
+
 /// 502/504 when the upstream cannot be reached or does not answer in time.
 pub fn upstream_error_page(status: u16, status_link: Option<&str>) -> String {
     let what = if status == 504 {

@@ -214,8 +214,24 @@ impl ProxyHttp for Proxy {
         // No response compression module: offramp passes bodies through untouched.
     }
 
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::guard::request_started(session);
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snap = self.snapshot.load_full();
+        // Bounds what reaches an upstream and the size of a redirect's Location.
+        if session.req_header().raw_path().len() > crate::guard::MAX_REQUEST_TARGET {
+            ctx.outcome = Outcome::BadRequest;
+            ctx.snap = Some(snap);
+            respond(session, 414, &[], maintenance::client_error_page(414)).await?;
+            return Ok(true);
+        }
         let lookup = request_host(session.req_header()).and_then(|h| snap.table.lookup(h));
         let idx = match lookup {
             Ok(Some(i)) => i,
@@ -373,6 +389,8 @@ impl ProxyHttp for Proxy {
             }
         }
         if code > 0 && session.response_written().is_none() {
+            // The connection is not reused after a failure: say so in the answer.
+            session.set_keepalive(None);
             let link = ctx
                 .snap
                 .as_ref()
@@ -381,7 +399,7 @@ impl ProxyHttp for Proxy {
             let body = if code >= 500 {
                 maintenance::upstream_error_page(code, link.as_deref())
             } else {
-                maintenance::bad_host_page()
+                maintenance::client_error_page(code)
             };
             if let Err(err) = respond(session, code, &[], body).await {
                 tracing::debug!("could not send the error page: {err}");
@@ -394,6 +412,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        crate::guard::request_finished(session);
         let Some(snap) = &ctx.snap else { return };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.start.elapsed();
@@ -402,7 +421,7 @@ impl ProxyHttp for Proxy {
             _ => &snap.table.no_site,
         };
         counters.request(ctx.outcome, status, elapsed);
-        if !snap.table.access_log {
+        if !access_log_on(snap) {
             return;
         }
         let req = session.req_header();
@@ -417,23 +436,60 @@ impl ProxyHttp for Proxy {
         };
         let host =
             request_host(req).map_or(std::borrow::Cow::Borrowed("-"), String::from_utf8_lossy);
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "-".into());
-        tracing::info!(
-            target: "offramp::access",
-            client = %client,
-            host = %host,
-            site = ctx.site_name(),
+        access_log(&AccessLine {
+            client: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            host: &host,
+            site: ctx.site_name(),
             state,
-            method = %req.method,
-            path = %String::from_utf8_lossy(request_target(req)),
+            method: req.method.as_str(),
+            path: &String::from_utf8_lossy(request_target(req)),
             status,
-            bytes = session.body_bytes_sent(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            error = e.map(|e| e.etype().as_str()),
-        );
+            bytes: session.body_bytes_sent(),
+            elapsed,
+            error: e.map(|e| e.etype().as_str()),
+        });
     }
+}
+
+/// Whether requests get an access-log line: `access_log = true` and `RUST_LOG` lets
+/// `offramp::access` info through. Checked before any field is formatted, so a filtered
+/// access log costs nothing per request.
+pub fn access_log_on(snap: &Snapshot) -> bool {
+    snap.table.access_log && tracing::enabled!(target: "offramp::access", tracing::Level::INFO)
+}
+
+/// The fields of one access-log line.
+pub struct AccessLine<'a> {
+    pub client: Option<std::net::IpAddr>,
+    pub host: &'a str,
+    pub site: &'a str,
+    pub state: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub bytes: usize,
+    pub elapsed: std::time::Duration,
+    pub error: Option<&'a str>,
+}
+
+/// Writes the access-log line of one request (both the Pingora and the fast path).
+pub fn access_log(l: &AccessLine) {
+    // A dual-stack "[::]" listener sees IPv4 clients as ::ffff:a.b.c.d.
+    let client = l.client.map(|ip| ip.to_canonical());
+    tracing::info!(
+        target: "offramp::access",
+        client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+        host = %l.host,
+        site = l.site,
+        state = l.state,
+        method = %l.method,
+        path = %l.path,
+        status = l.status,
+        bytes = l.bytes,
+        duration_ms = l.elapsed.as_secs_f64() * 1000.0,
+        error = l.error,
+    );
 }

@@ -84,7 +84,6 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         Config::load(config_path).map_err(|e| format!("invalid config, not starting:\n{e}"))?;
     let _ = crate::metrics::get();
     let threads = config.server.threads;
-    let grace = config.server.grace;
 
     let http: Vec<TcpListener> = config
         .server
@@ -112,7 +111,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     };
     ensure_parent_dir(&config.server.control);
     ensure_parent_dir(&config.server.state);
-    let control_listener = control::bind(&config.server.control)?;
+    let control_listener = control::bind(&config.server.control, config.server.control_group)?;
 
     let (daemon, warnings) = Daemon::new(config);
     for w in warnings {
@@ -135,17 +134,22 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     };
     let conf = Arc::new(conf);
     let proxy = |scheme| Proxy::new(daemon.snapshot(), scheme, https_port);
+    // HTTP/1 idle connections are timed out by `guard::Guarded`; HTTP/2 ones by Pingora.
+    let mut h2_idle = HttpServerOptions::default();
+    h2_idle.h2_idle_timeout = Some(crate::guard::KEEPALIVE_TIMEOUT);
     let h1 = pingora::proxy::http_proxy(&conf, proxy(Scheme::Http));
     let mut h2c = pingora::proxy::http_proxy(&conf, proxy(Scheme::Http));
-    let mut opts = HttpServerOptions::default();
+    let mut opts = h2_idle.clone();
     opts.h2c = true;
     h2c.server_options = Some(opts);
-    let tls = pingora::proxy::http_proxy(&conf, proxy(Scheme::Https));
+    let mut tls = pingora::proxy::http_proxy(&conf, proxy(Scheme::Https));
+    tls.server_options = Some(h2_idle);
     let apps = Arc::new(Apps {
         h1: Arc::new(h1),
         h2c: Arc::new(h2c),
         tls: Arc::new(tls),
         acceptor: tls_acceptor,
+        fast: crate::fast::FastPath::new(daemon.snapshot()),
     });
 
     for (proto, list) in [("http", &http), ("https", &https)] {
@@ -165,6 +169,14 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
             info!("listening proto=demo addr={a} (built-in demo origin, for trying offramp out)");
         }
     }
+
+    let nofile = crate::guard::raise_nofile_limit();
+    let max_conns = crate::guard::connection_limit(nofile);
+    info!(
+        max_connections = max_conns,
+        open_files_limit = nofile,
+        "client connection limit"
+    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -208,6 +220,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                                     apps.clone(),
                                     shutdown.clone(),
                                     conns.clone(),
+                                    max_conns,
                                 ));
                             }
                             Err(e) => error!("cannot register listener: {e}"),
@@ -215,6 +228,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     }
                     let _ = stop.wait_for(|s| *s).await;
                 });
+                crate::fast::pool_clear();
             })
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         workers.push(handle);
@@ -258,6 +272,8 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
             _ = int.recv() => info!("SIGINT received"),
         }
         crate::notify::notify("STOPPING=1");
+        // As reloaded: `grace` is not bound at start-up.
+        let grace = daemon.config().server.grace;
         info!(open_connections = conns.open(), grace = %crate::duration::format(grace), "shutting down: draining connections");
         let _ = shutdown_tx.send(true);
         apps.h1.cleanup().await;
@@ -343,6 +359,8 @@ pub struct Apps {
     pub h2c: Arc<ProxyApp>,
     pub tls: Arc<ProxyApp>,
     pub acceptor: Option<Arc<pingora::listeners::tls::Acceptor>>,
+    /// Plain-HTTP/1.1 requests it can answer itself (see `fast`); the rest go to `h1`.
+    pub fast: crate::fast::FastPath,
 }
 
 /// A TLS handshake must complete within this time.
@@ -354,7 +372,23 @@ async fn accept_loop(
     apps: Arc<Apps>,
     mut shutdown: watch::Receiver<bool>,
     conns: Arc<ConnCounter>,
+    max_conns: usize,
 ) {
+    // The fast path waits on a channel of this thread's own, so idle connections on
+    // different workers do not contend for one lock; a task forwards the drain signal.
+    let (local_tx, local_rx) = watch::channel(false);
+    tokio::spawn(crate::fast::date_ticker());
+    let mut forward = shutdown.clone();
+    tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = forward.wait_for(|s| *s) => break,
+                _ = sweep.tick() => crate::fast::pool_sweep(),
+            }
+        }
+        let _ = local_tx.send(true);
+    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -362,11 +396,24 @@ async fn accept_loop(
         };
         match accepted {
             Ok((tcp, peer)) => {
+                if conns.open() >= max_conns {
+                    // Closed at once rather than left in the kernel's queue: the client
+                    // learns immediately, and the connections in service are unaffected.
+                    if crate::guard::should_warn_limit() {
+                        warn!(
+                            max_connections = max_conns,
+                            "connection limit reached, refusing new connections"
+                        );
+                    }
+                    drop(tcp);
+                    continue;
+                }
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }
                 let apps = apps.clone();
                 let shutdown = shutdown.clone();
+                let mut fast_shutdown = local_rx.clone();
                 let guard = conns.enter();
                 tokio::spawn(async move {
                     let _guard = guard;
@@ -378,7 +425,23 @@ async fn accept_loop(
                             None => return,
                         }
                     };
+                    let mut unanswered = Vec::new();
+                    let tcp = if tls || h2 {
+                        tcp
+                    } else {
+                        match apps.fast.serve(tcp, peer, &mut fast_shutdown).await {
+                            crate::fast::End::Closed => return,
+                            crate::fast::End::Fallback(tcp, read) => {
+                                unanswered = read;
+                                tcp
+                            }
+                        }
+                    };
                     let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
+                    if !unanswered.is_empty() {
+                        // Pingora reads these first, as if they had just arrived.
+                        stream.rewind(&unanswered);
+                    }
                     let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
                     let _ = digest.peer_addr.set(Some(peer.into()));
                     stream.set_socket_digest(digest);
@@ -402,10 +465,20 @@ async fn accept_loop(
                                 return;
                             }
                         };
-                        let stream: pingora::protocols::Stream = Box::new(stream);
+                        let h2 = matches!(
+                            pingora::protocols::Ssl::selected_alpn_proto(&stream),
+                            Some(pingora::protocols::ALPN::H2)
+                        );
+                        let mut stream: pingora::protocols::Stream = Box::new(stream);
+                        if !h2 {
+                            stream = Box::new(crate::guard::Guarded::new(stream));
+                        }
                         let _ = apps.tls.process_new(stream, &shutdown).await;
                     } else {
-                        let stream: pingora::protocols::Stream = Box::new(stream);
+                        let mut stream: pingora::protocols::Stream = Box::new(stream);
+                        if !h2 {
+                            stream = Box::new(crate::guard::Guarded::new(stream));
+                        }
                         let app = if h2 { &apps.h2c } else { &apps.h1 };
                         let _ = app.process_new(stream, &shutdown).await;
                     }

@@ -56,6 +56,8 @@ pub struct Server {
     pub redirect_https: bool,
     pub threads: usize,
     pub control: PathBuf,
+    /// Group the control socket is given after it is created (`None`: the daemon's own).
+    pub control_group: Option<u32>,
     pub state: PathBuf,
     pub grace: Duration,
     pub admin: Option<SocketAddr>,

@@ -288,6 +288,7 @@ const SERVER_KEYS: &[&str] = &[
     "redirect_https",
     "threads",
     "control",
+    "control_group",
     "state",
     "grace",
     "admin",
@@ -302,6 +303,7 @@ fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
         redirect_https: false,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         control: PathBuf::from(DEFAULT_CONTROL),
+        control_group: None,
         state: PathBuf::from(DEFAULT_STATE),
         grace: DEFAULT_GRACE,
         admin: None,
@@ -335,6 +337,22 @@ fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> Server {
                     if s.control.as_os_str().len() > 107 {
                         ctx.err(&v.span(), &key, format!("socket path {} is longer than the 107 bytes a Unix socket path may have", s.control.display()));
                     }
+                }
+            }
+            "control_group" => {
+                let gid = match v.get_ref() {
+                    DeValue::Integer(_) => ctx.integer(&key, v).map(|n| {
+                        u32::try_from(n)
+                            .ok()
+                            .filter(|g| *g != u32::MAX)
+                            .ok_or(format!("{n} is not a valid group id"))
+                    }),
+                    _ => ctx.string(&key, v).map(|g| group_id(&g)),
+                };
+                match gid {
+                    Some(Ok(g)) => s.control_group = Some(g),
+                    Some(Err(e)) => ctx.err(&v.span(), &key, e),
+                    None => {}
                 }
             }
             "state" => {
@@ -844,4 +862,44 @@ fn check_tls(
         }
     }
     Some(Arc::new(store))
+}
+
+/// A group name or numeric id (as text) → gid, from the system's group database.
+fn group_id(group: &str) -> Result<u32, String> {
+    if !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit()) {
+        return group
+            .parse::<u32>()
+            .ok()
+            .filter(|g| *g != u32::MAX)
+            .ok_or_else(|| format!("{group} is not a valid group id"));
+    }
+    let unknown = || format!("unknown group {group:?} (not in the system's group database)");
+    let name = std::ffi::CString::new(group).map_err(|_| unknown())?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: every pointer is valid for the call; `buf` outlives `grp`'s strings,
+        // and only `gr_gid` is read from the result.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrnam_r(
+                name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 if !found.is_null() => return Ok(grp.gr_gid),
+            0 => return Err(unknown()),
+            libc::ERANGE if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
+            e => {
+                return Err(format!(
+                    "cannot look up group {group:?}: {}",
+                    std::io::Error::from_raw_os_error(e)
+                ))
+            }
+        }
+    }
 }

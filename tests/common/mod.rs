@@ -83,8 +83,40 @@ impl Offramp {
 
     /// Like [`Offramp::start_in`], with extra global arguments (e.g. `--log-format json`).
     pub fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Offramp {
+        Offramp::start_custom(dir, env, args, |_| {})
+    }
+
+    /// Starts the daemon with a soft and hard limit on open files (`RLIMIT_NOFILE`), as
+    /// a service manager would set them.
+    pub fn start_with_nofile(dir: tempfile::TempDir, soft: u64, hard: u64) -> Offramp {
+        Offramp::start_custom(dir, &[], &[], move |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit(2), async-signal-safe, runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: soft as libc::rlim_t,
+                        rlim_max: hard as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    /// Like [`Offramp::start_with`]; `configure` may adjust the command before spawning.
+    pub fn start_custom(
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Offramp {
         let config = dir.path().join("offramp.toml");
         let mut cmd = Command::new(bin());
+        configure(&mut cmd);
         cmd.args(args)
             .arg("serve")
             .arg("-c")
