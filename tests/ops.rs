@@ -64,7 +64,8 @@ fn metrics_and_healthz_after_traffic_and_a_flip() {
     // The admin listener is never on the proxy listeners.
     assert_eq!(o.get("localhost", "/metrics").status, 404);
 
-    // The access log line is written after the response: give the counters a moment.
+    // The counters are updated after the response is sent: wait for the last requests
+    // (the flipped blog, the stray /metrics) to be counted.
     let m = wait_for(WAIT, "metrics to show the traffic", || {
         let m = scrape(&o);
         (value(
@@ -74,7 +75,11 @@ fn metrics_and_healthz_after_traffic_and_a_flip() {
             && value(
                 &m,
                 r#"offramp_requests_total{class="3xx",outcome="redirected",site="blog"}"#,
-            ) == Some(1.0))
+            ) == Some(1.0)
+            && value(
+                &m,
+                r#"offramp_requests_total{class="4xx",outcome="unknown_host",site="-"}"#,
+            ) == Some(2.0))
         .then_some(m)
     });
     assert_eq!(
@@ -246,4 +251,86 @@ fn version_completions_and_man_page() {
     ] {
         assert!(man.stdout.contains(cmd), "man page mentions {cmd}");
     }
+}
+
+#[test]
+fn reloads_are_logged_with_who_and_why() {
+    let origin = TestOrigin::start("o");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("offramp.toml"), config(&origin, "")).expect("config");
+    let o = Offramp::start_with(dir, &[], &["--log-format", "json"]);
+    let json = |l: &str| -> serde_json::Value {
+        serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+    };
+    let message = |l: &str| json(l)["fields"]["message"].as_str().map(String::from);
+
+    // Who: the uid of the CLI's user, from the socket's peer credentials.
+    assert_eq!(o.cli(&["reload"]).code, Some(0));
+    let asked = o.wait_log(WAIT, "the control socket's reload request", |l| {
+        l.contains("reload requested over the control socket")
+    });
+    let v = json(&asked);
+    assert_eq!(v["target"], "offramp::reload");
+    assert_eq!(v["fields"]["by"], i64::from(unsafe { libc::getuid() }));
+
+    // Why: a signal, or the file that changed.
+    o.signal(libc::SIGHUP);
+    o.wait_log(WAIT, "the SIGHUP reload", |l| {
+        message(l).is_some_and(|m| m.contains("SIGHUP"))
+    });
+    let text = std::fs::read_to_string(&o.config).expect("read config");
+    o.write_config(&format!("{text}\n# edited\n"));
+    let changed = o.wait_log(WAIT, "the file-change reload", |l| {
+        message(l).is_some_and(|m| m.contains("changed, reloading"))
+    });
+    let file = json(&changed)["fields"]["file"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_default();
+    assert!(file.ends_with("offramp.toml"), "{changed}");
+    // Each one is followed by its result.
+    wait_for(WAIT, "three `config reloaded` events", || {
+        (o.count_log(|l| message(l).as_deref() == Some("config reloaded")) >= 3).then_some(())
+    });
+}
+
+#[test]
+fn sigterm_gives_up_on_requests_still_running_after_grace_and_exits_0() {
+    // An upstream that accepts and never answers, and a read timeout far beyond the
+    // test's deadline: only the 2 s grace (server_section) can end the request.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hang = upstream.local_addr().expect("addr");
+    let (accepted, arrived) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in upstream.incoming() {
+            held.push(s);
+            let _ = accepted.send(());
+        }
+    });
+    let mut o = Offramp::start(&format!(
+        "{}[maintenance]\nstatus_page = \"https://status.example.com\"\n\
+[[site]]\nname = \"hang\"\nhosts = [\"hang.test\"]\nupstream = \"http://{hang}\"\n\
+read_timeout = \"1h\"\n",
+        server_section("")
+    ));
+    let mut c = o.conn();
+    c.send(b"GET /forever HTTP/1.1\r\nHost: hang.test\r\n\r\n");
+    arrived
+        .recv_timeout(WAIT)
+        .expect("the request to reach the upstream");
+    // Exits on its own long before the request could end (wait_exit panics after WAIT).
+    assert_eq!(o.stop(), Some(0), "{}", o.log_text());
+    o.wait_log(WAIT, "the grace-over warning", |l| {
+        l.contains("grace period over")
+    });
+    // The visitor never got a success: the connection was closed (or answered with an
+    // error), not left open.
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c.stream, &mut rest);
+    assert!(
+        !String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
 }
