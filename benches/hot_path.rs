@@ -1,6 +1,8 @@
 //! Micro-benchmarks of what offramp does per request and per change:
-//! host lookup among 1,000 sites, redirect target building, config parse + validate
-//! of 1,000 sites, and the reload path (parse + validate + new snapshot in force).
+//! host lookup among 1,000 sites (exact, wildcard, unknown), redirect response
+//! construction (Location and page), config parse + validate of 1,000 sites, the
+//! snapshot swap a flip does (persist + new snapshot in force), the data path's
+//! snapshot load, and the reload path (parse + validate + new snapshot in force).
 //!
 //! Run: `cargo bench --bench hot_path`. Numbers are for comparing changes on one
 //! machine, not targets in themselves.
@@ -9,8 +11,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use offramp::config::Config;
-use offramp::daemon::Daemon;
+use offramp::config::{Config, SiteState};
+use offramp::daemon::{Daemon, Target};
 use offramp::routes::RouteTable;
 
 /// A config with `n` sites: half exact names, half with a wildcard too.
@@ -62,10 +64,41 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    c.bench_function("redirect/location+page", |b| {
+        b.iter(|| {
+            let loc = offramp::maintenance::location(
+                black_box("https://status.example.com/cloud"),
+                true,
+                black_box(b"/remote.php/dav/files/alice/Documents?x=1&y=two"),
+            );
+            offramp::maintenance::redirect_page(&loc)
+        })
+    });
     c.bench_function("config/parse+validate (1000 sites)", |b| {
         b.iter(|| Config::parse(black_box(&text), &file).expect("valid"))
     });
     let (daemon, _) = Daemon::new(config.clone());
+    let snapshot = daemon.snapshot();
+    c.bench_function("snapshot/load (data path, per request)", |b| {
+        b.iter(|| black_box(snapshot.load_full().states.len()))
+    });
+    // What `offramp offline`/`online` costs inside the daemon: state persisted to the
+    // state file, then a new snapshot of 1,000 sites swapped in.
+    let site = vec!["site500".to_string()];
+    let mut offline = false;
+    c.bench_function("snapshot/flip+swap (1000 sites)", |b| {
+        b.iter(|| {
+            offline = !offline;
+            let state = if offline {
+                SiteState::Offline
+            } else {
+                SiteState::Online
+            };
+            daemon
+                .flip(state, &Target::Sites(site.clone()), None, None, None)
+                .expect("flip")
+        })
+    });
     c.bench_function("reload/load+apply (1000 sites)", |b| {
         b.iter(|| {
             let c = Config::load(&file).expect("valid");
