@@ -266,8 +266,11 @@ async fn serve_status(proxy: &Proxy, session: &mut Session, snap: &Snapshot) -> 
         request_target(req),
         &origin,
     );
-    let headers: Vec<(&'static str, &str)> =
-        reply.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let headers: Vec<(&'static str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
     respond_typed(
         session,
         reply.status,
@@ -386,9 +389,9 @@ impl ProxyHttp for Proxy {
                 _ => {
                     ctx.outcome = Outcome::Maintenance;
                     let link = match site.builtin {
-                        true => self
-                            .status_origin(session, &snap)
-                            .map(|o| format!("{o}{}{}", crate::status::MAINTENANCE_PREFIX, site.name)),
+                        true => self.status_origin(session, &snap).map(|o| {
+                            format!("{o}{}{}", crate::status::MAINTENANCE_PREFIX, site.name)
+                        }),
                         false => site.status_url.as_deref().map(str::to_string),
                     };
                     let reason = snap

@@ -122,9 +122,15 @@ fn maintenance_page_shows_the_reason_and_end_then_sends_the_visitor_back() {
     assert_eq!(page.header("cache-control"), Some("no-store"));
     let body = page.text();
     assert!(body.contains("cloud is down for maintenance"), "{body}");
-    assert!(body.contains("disk &lt;swap&gt; &amp; &quot;fsck&quot;"), "{body}");
+    assert!(
+        body.contains("disk &lt;swap&gt; &amp; &quot;fsck&quot;"),
+        "{body}"
+    );
     assert!(!body.contains("<swap>"));
-    assert!(body.contains(&format!("<time datetime=\"{until}\"")), "{body}");
+    assert!(
+        body.contains(&format!("<time datetime=\"{until}\"")),
+        "{body}"
+    );
     let back = format!("http://cloud.home.example:{port}/photos/2026?page=3");
     assert!(body.contains(&format!("data-return=\"{back}\"")), "{body}");
     assert!(body.contains(&format!("href=\"{back}\"")), "{body}");
@@ -217,8 +223,15 @@ fn overview_lists_sites_reasons_links_and_recent_history() {
     assert!(body.contains("No changes recorded yet."));
 
     o.cli(&["online", "cloud", "--reason", "swapped"]).ok();
-    o.cli(&["offline", "blog", "--reason", "kernel <update>", "--until", "1h"])
-        .ok();
+    o.cli(&[
+        "offline",
+        "blog",
+        "--reason",
+        "kernel <update>",
+        "--until",
+        "1h",
+    ])
+    .ok();
     let body = o.get(STATUS, "/").text();
     assert!(body.contains("1 site is under maintenance"), "{body}");
     assert!(body.contains("kernel &lt;update&gt;"), "{body}");
@@ -240,7 +253,9 @@ fn overview_lists_sites_reasons_links_and_recent_history() {
     o.cli(&["reset", "cloud"]).ok();
     let body = o.get(STATUS, "/").text();
     assert!(
-        body.contains("<span class=\"name\">cloud</span> went into maintenance (runtime override dropped)"),
+        body.contains(
+            "<span class=\"name\">cloud</span> went into maintenance (runtime override dropped)"
+        ),
         "{body}"
     );
 }
@@ -259,8 +274,8 @@ fn history_is_bounded() {
         r.read_line(&mut line).expect("read");
         assert!(line.contains("\"ok\":true"), "{line}");
     }
-    let state: Value = serde_json::from_slice(&std::fs::read(o.state_file()).expect("state"))
-        .expect("state json");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(o.state_file()).expect("state")).expect("state json");
     let history = state["history"].as_array().expect("history");
     assert_eq!(history.len(), 100);
     assert_eq!(history.last().unwrap()["state"], "offline");
@@ -274,8 +289,15 @@ fn statuspage_api_summary_status_and_components() {
     let origin = TestOrigin::start("o");
     let o = with_status(&origin);
     let port = o.addr().port();
-    o.cli(&["offline", "cloud", "--reason", "disk swap", "--until", "30m"])
-        .ok();
+    o.cli(&[
+        "offline",
+        "cloud",
+        "--reason",
+        "disk swap",
+        "--until",
+        "30m",
+    ])
+    .ok();
     let host = format!("{STATUS}:{port}");
     let r = o.get(&host, "/api/v2/summary.json");
     assert_eq!(r.status, 200);
@@ -293,7 +315,14 @@ fn statuspage_api_summary_status_and_components() {
     assert_eq!(comps[1]["name"], "blog");
     assert_eq!(comps[1]["status"], "operational");
     for c in comps {
-        for k in ["id", "created_at", "updated_at", "position", "group", "page_id"] {
+        for k in [
+            "id",
+            "created_at",
+            "updated_at",
+            "position",
+            "group",
+            "page_id",
+        ] {
             assert!(c.get(k).is_some(), "component field {k}: {c}");
         }
     }
@@ -356,8 +385,15 @@ fn without_a_status_host_the_maintenance_page_is_served_in_place() {
     assert!(body.contains("<strong>cloud</strong> is down for maintenance"));
     assert!(body.contains("<meta http-equiv=\"refresh\" content=\"30\">"));
     assert!(body.contains("method:'HEAD'"), "polls its own URL: {body}");
-    o.cli(&["offline", "cloud", "--reason", "<upgrade>", "--until", "10m"])
-        .ok();
+    o.cli(&[
+        "offline",
+        "cloud",
+        "--reason",
+        "<upgrade>",
+        "--until",
+        "10m",
+    ])
+    .ok();
     let r = o.get("cloud.home.example", "/a");
     assert_eq!(r.status, 503);
     let secs: u64 = r
@@ -379,7 +415,11 @@ fn code_503_with_a_status_host_serves_in_place_and_links_the_site_page() {
     let r = o.get("cloud.home.example", "/");
     assert_eq!(r.status, 503);
     let link = format!("http://{STATUS}:{port}/maintenance/cloud");
-    assert!(r.text().contains(&format!("href=\"{link}\"")), "{}", r.text());
+    assert!(
+        r.text().contains(&format!("href=\"{link}\"")),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -394,9 +434,13 @@ fn per_site_builtin_and_url_status_pages_mix() {
         u = origin.url()
     );
     let o = Offramp::start(&text);
-    let loc = o.get("cloud.home.example", "/x").header("location").map(str::to_string);
+    let loc = o
+        .get("cloud.home.example", "/x")
+        .header("location")
+        .map(str::to_string);
     assert!(
-        loc.as_deref().is_some_and(|l| l.starts_with(&format!("http://{STATUS}:"))),
+        loc.as_deref()
+            .is_some_and(|l| l.starts_with(&format!("http://{STATUS}:"))),
         "{loc:?}"
     );
     assert_eq!(

@@ -695,8 +695,16 @@ fn parse_links(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Vec<StatusLink> {
         }
         match (name, url) {
             (Some(name), Some(url)) => links.push(StatusLink { name, url }),
-            (None, _) => ctx.err(&item.span(), &format!("{key}.name"), "missing: a link needs a name"),
-            (_, None) => ctx.err(&item.span(), &format!("{key}.url"), "missing: a link needs a url"),
+            (None, _) => ctx.err(
+                &item.span(),
+                &format!("{key}.name"),
+                "missing: a link needs a name",
+            ),
+            (_, None) => ctx.err(
+                &item.span(),
+                &format!("{key}.url"),
+                "missing: a link needs a url",
+            ),
         }
     }
     links

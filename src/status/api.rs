@@ -14,8 +14,11 @@ use super::{ComponentStatus, SiteView, View};
 const PAGE_ID: &str = "offramp";
 
 fn ts(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .map_or(Value::Null, Value::String)
 }
 
 fn page(view: &View, origin: &str) -> Value {
@@ -74,7 +77,10 @@ fn maintenances(view: &View, origin: &str) -> Vec<Value> {
         .filter(|(_, s)| s.status == ComponentStatus::UnderMaintenance)
         .map(|(i, s)| {
             let id = format!("{}-{}", s.name, s.since.map_or(0, |t| t.unix_timestamp()));
-            let body = s.reason.clone().unwrap_or_else(|| "Under maintenance.".into());
+            let body = s
+                .reason
+                .clone()
+                .unwrap_or_else(|| "Under maintenance.".into());
             json!({
                 "id": id,
                 "name": format!("{} maintenance", s.name),

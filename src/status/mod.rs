@@ -301,7 +301,10 @@ pub fn return_url(table: &RouteTable, i: usize, from: &[u8]) -> Option<String> {
         _ => return None,
     }
     let authority = std::str::from_utf8(authority).ok()?.to_ascii_lowercase();
-    if let Some((_, port)) = authority.rsplit_once(':').filter(|_| !authority.ends_with(']')) {
+    if let Some((_, port)) = authority
+        .rsplit_once(':')
+        .filter(|_| !authority.ends_with(']'))
+    {
         port.parse::<u16>().ok().filter(|p| *p != 0)?;
     }
     let tail = match tail.iter().position(|&b| b == b'#') {

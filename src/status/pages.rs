@@ -99,7 +99,10 @@ pub fn overview(view: &View) -> String {
         0 => b.push_str("<div class=\"banner ok\">All systems operational</div>"),
         1 => b.push_str("<div class=\"banner mt\">1 site is under maintenance</div>"),
         n => {
-            let _ = write!(b, "<div class=\"banner mt\">{n} sites are under maintenance</div>");
+            let _ = write!(
+                b,
+                "<div class=\"banner mt\">{n} sites are under maintenance</div>"
+            );
         }
     }
     b.push_str("<ul class=\"list\" id=\"sites\">");
@@ -183,7 +186,11 @@ data-return=\"{back_attr}\" data-poll=\"/api/sites/{name}.json\">",
         );
         match back {
             Some(url) => {
-                let _ = write!(b, "<p><a href=\"{back_attr}\">Continue to {}</a></p>", esc(url));
+                let _ = write!(
+                    b,
+                    "<p><a href=\"{back_attr}\">Continue to {}</a></p>",
+                    esc(url)
+                );
             }
             None => b.push_str("<p>The site is available again.</p>"),
         }

@@ -53,15 +53,18 @@ fn from_is_only_followed_back_to_a_host_of_the_same_site() {
         ok("HTTPS://A.Cloud.Example/").as_deref(),
         Some("https://a.cloud.example/")
     );
-    assert_eq!(ok("http://cloud.example").as_deref(), Some("http://cloud.example/"));
+    assert_eq!(
+        ok("http://cloud.example").as_deref(),
+        Some("http://cloud.example/")
+    );
     // CR/LF, spaces and quotes in the path are encoded, never passed through.
     assert_eq!(
         ok("http://cloud.example/a\r\nb\"<x>").as_deref(),
         Some("http://cloud.example/a%0D%0Ab%22%3Cx%3E")
     );
     for bad in [
-        "http://blog.example/",           // another site
-        "http://evil.example/",           // no site
+        "http://blog.example/", // another site
+        "http://evil.example/", // no site
         "http://cloud.example@evil.example/",
         "http://evil.example\\@cloud.example/",
         "//cloud.example/",
@@ -90,20 +93,41 @@ fn maintenance_page_goes_back_once_online() {
     let t = table();
     let get = http::Method::GET;
     let target = b"/maintenance/cloud?from=http%3A%2F%2Fcloud.example%2Fdocs%3Fa%3D1";
-    let r = handle(&t, &view(SiteState::Offline), &get, target, "http://status.example");
+    let r = handle(
+        &t,
+        &view(SiteState::Offline),
+        &get,
+        target,
+        "http://status.example",
+    );
     assert_eq!(r.status, 200);
     let body = String::from_utf8_lossy(&r.body);
     assert!(body.contains("disk &lt;swap&gt;"), "{body}");
-    assert!(body.contains("data-return=\"http://cloud.example/docs?a=1\""), "{body}");
+    assert!(
+        body.contains("data-return=\"http://cloud.example/docs?a=1\""),
+        "{body}"
+    );
     assert!(!body.contains("<swap>"));
-    let r = handle(&t, &view(SiteState::Online), &get, target, "http://status.example");
+    let r = handle(
+        &t,
+        &view(SiteState::Online),
+        &get,
+        target,
+        "http://status.example",
+    );
     assert_eq!(r.status, 302);
     assert!(r
         .headers
         .contains(&("Location", "http://cloud.example/docs?a=1".to_string())));
     // A forged `from` is never followed, even once the site is online.
     let forged = b"/maintenance/cloud?from=http%3A%2F%2Fevil.example%2F";
-    let r = handle(&t, &view(SiteState::Online), &get, forged, "http://status.example");
+    let r = handle(
+        &t,
+        &view(SiteState::Online),
+        &get,
+        forged,
+        "http://status.example",
+    );
     assert_eq!(r.status, 200);
     assert!(!String::from_utf8_lossy(&r.body).contains("evil"));
 }
@@ -114,9 +138,18 @@ fn unknown_paths_sites_and_methods() {
     let v = view(SiteState::Offline);
     let get = http::Method::GET;
     assert_eq!(handle(&t, &v, &get, b"/nope", "http://s").status, 404);
-    assert_eq!(handle(&t, &v, &get, b"/maintenance/nope", "http://s").status, 404);
-    assert_eq!(handle(&t, &v, &get, b"/api/sites/nope.json", "http://s").status, 404);
-    assert_eq!(handle(&t, &v, &http::Method::POST, b"/", "http://s").status, 405);
+    assert_eq!(
+        handle(&t, &v, &get, b"/maintenance/nope", "http://s").status,
+        404
+    );
+    assert_eq!(
+        handle(&t, &v, &get, b"/api/sites/nope.json", "http://s").status,
+        404
+    );
+    assert_eq!(
+        handle(&t, &v, &http::Method::POST, b"/", "http://s").status,
+        405
+    );
     let r = handle(&t, &v, &get, b"/api/sites/cloud.json", "http://s");
     let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(j["state"], "offline");
