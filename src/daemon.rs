@@ -16,7 +16,8 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ConfigErrors, SiteState};
 use crate::routes::{Effective, RouteTable, Snapshot};
-use crate::state::{self, ConfigMark, Decision, Override, Source, StateData};
+use crate::state::{self, Cause, ConfigMark, Decision, HistoryEvent, Override, Source, StateData};
+use crate::status::{SiteView, View};
 use crate::tls::Resolver;
 
 /// Which sites an action touches.
@@ -292,7 +293,7 @@ impl Daemon {
                 }
             }
         }
-        self.commit(&mut inner, data, t)?;
+        self.commit(&mut inner, data, t, Cause::Flip)?;
         count(state.as_str());
         info!(
             target: "offramp::control",
@@ -327,7 +328,7 @@ impl Daemon {
                 }
             }
         }
-        self.commit(&mut inner, data, t)?;
+        self.commit(&mut inner, data, t, Cause::Reset)?;
         count("reset");
         info!(
             target: "offramp::control",
@@ -340,8 +341,16 @@ impl Daemon {
         Ok(site_statuses(&inner, &names, t))
     }
 
-    /// Persists `data`, then makes it current and publishes a new snapshot.
-    fn commit(&self, inner: &mut Inner, data: StateData, t: OffsetDateTime) -> Result<(), String> {
+    /// Persists `data` (with the history of what it changes), then makes it current and
+    /// publishes a new snapshot.
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        mut data: StateData,
+        t: OffsetDateTime,
+        cause: Cause,
+    ) -> Result<(), String> {
+        data.record(self.transitions(&inner.config, &data, t, cause));
         state::save(&inner.state_path, &data)
             .map_err(|e| format!("change refused, nothing was applied: {e}"))?;
         inner.state = data;
@@ -469,6 +478,7 @@ impl Daemon {
                 }
             }
         }
+        data.record(self.transitions(&new, &data, t, Cause::Config));
         if data != inner.state {
             if let Err(e) = state::save(&inner.state_path, &data) {
                 // The config still applies; the overrides it dropped are dropped in memory
@@ -513,6 +523,36 @@ impl Daemon {
         report
     }
 
+    /// The changes of effective state that `data` under `config` makes to the snapshot
+    /// in force, for the history. Sites that are new have no previous state to change.
+    fn transitions(
+        &self,
+        config: &Config,
+        data: &StateData,
+        t: OffsetDateTime,
+        cause: Cause,
+    ) -> Vec<HistoryEvent> {
+        let old = self.snapshot.load();
+        config
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let i = old.table.sites.iter().position(|r| *r.name == *s.name)?;
+                let before = old.states.get(i)?.state;
+                let d = data.decide(&s.name, s.state, t);
+                (d.state != before).then(|| HistoryEvent {
+                    at: t,
+                    site: s.name.clone(),
+                    state: d.state,
+                    cause,
+                    reason: d.reason,
+                    until: d.until,
+                    by: d.by,
+                })
+            })
+            .collect()
+    }
+
     /// Expires `--until` overrides on time: sleeps until the next one, then republishes.
     pub async fn run_expiry(self: Arc<Self>) {
         loop {
@@ -554,6 +594,7 @@ impl Daemon {
         if !data.prune_expired(t) {
             return;
         }
+        data.record(self.transitions(&inner.config, &data, t, Cause::Expired));
         if let Err(e) = state::save(&inner.state_path, &data) {
             // Expired overrides are ignored when deciding anyway; the file catches up later.
             warn!(target: "offramp::control", "{e}");
@@ -636,20 +677,34 @@ fn count(action: &str) {
 }
 
 fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
-    let states = inner
-        .config
-        .sites
-        .iter()
-        .map(|s| {
-            let d = decide(inner, &s.name, s.state, t);
-            Effective {
-                state: d.state,
-                until: d.until.map(SystemTime::from),
-            }
-        })
-        .collect();
+    let mut states = Vec::with_capacity(inner.config.sites.len());
+    let mut sites = Vec::with_capacity(inner.config.sites.len());
+    for s in &inner.config.sites {
+        let d = decide(inner, &s.name, s.state, t);
+        states.push(Effective {
+            state: d.state,
+            until: d.until.map(SystemTime::from),
+        });
+        sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason));
+    }
+    let status = inner.config.status.as_ref();
+    let view = View {
+        title: status.map_or_else(|| "Status".to_string(), |s| s.title.clone()),
+        links: status.map(|s| s.links.clone()).unwrap_or_default(),
+        sites,
+        history: inner
+            .state
+            .history
+            .iter()
+            .rev()
+            .take(crate::status::HISTORY_SHOWN)
+            .cloned()
+            .collect(),
+        updated_at: t,
+    };
     Snapshot {
         table: inner.table.clone(),
         states,
+        view: Arc::new(view),
     }
 }

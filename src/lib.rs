@@ -24,5 +24,6 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod table;
 pub mod tls;

@@ -82,9 +82,13 @@ pub fn html_escape(s: &str) -> String {
 }
 
 fn page(title: &str, body_html: &str) -> String {
+    page_with_head(title, "", body_html)
+}
+
+fn page_with_head(title: &str, head: &str, body_html: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head}\
 <title>{t}</title>\
 <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;background:#fff}}\
 @media (prefers-color-scheme:dark){{body{{color:#ddd;background:#111}}a{{color:#8ab4f8}}}}</style>\
@@ -102,16 +106,23 @@ pub fn redirect_page(location: &str) -> String {
     )
 }
 
-/// The 503 maintenance page served in place (`code = 503`).
+/// The 503 maintenance page served in place (`code = 503`, or `status_page = "builtin"`
+/// without a status host). It reloads itself (meta refresh) and, with JavaScript,
+/// checks every few seconds whether the site answers again, so the visitor is back on
+/// the page they asked for as soon as it is online.
 pub fn maintenance_page(
     site: &str,
     status_link: Option<&str>,
     until: Option<SystemTime>,
+    reason: Option<&str>,
 ) -> String {
     let mut body = format!(
         "<p><strong>{}</strong> is down for maintenance.</p>",
         html_escape(site)
     );
+    if let Some(r) = reason {
+        let _ = write!(body, "<p>{}</p>", html_escape(r));
+    }
     if let Some(t) = until.and_then(rfc3339) {
         let _ = write!(
             body,
@@ -122,7 +133,46 @@ pub fn maintenance_page(
         let l = html_escape(l);
         let _ = write!(body, "<p>Status: <a href=\"{l}\">{l}</a></p>");
     }
-    page("Down for maintenance", &body)
+    body.push_str("<p>This page reloads by itself when the site is back.</p>");
+    body.push_str(IN_PLACE_SCRIPT);
+    page_with_head(
+        "Down for maintenance",
+        "<meta http-equiv=\"refresh\" content=\"30\">",
+        &body,
+    )
+}
+
+/// Local times, and a reload as soon as the page's own URL stops answering 503.
+const IN_PLACE_SCRIPT: &str = "<script>(function(){var t=document.querySelectorAll('time[datetime]');\
+for(var i=0;i<t.length;i++){var d=new Date(t[i].getAttribute('datetime'));if(!isNaN(d.getTime()))t[i].textContent=d.toLocaleString();}\
+if(!window.fetch)return;setInterval(function(){fetch(location.href,{method:'HEAD',cache:'no-store',redirect:'manual'})\
+.then(function(r){if(r.status!==503)location.reload();}).catch(function(){});},3000);})();</script>";
+
+/// Body of the 302 that sends a visitor from the status host back to their page.
+pub fn redirect_back_page(location: &str) -> String {
+    let l = html_escape(location);
+    page(
+        "Back online",
+        &format!("<p>The site is back. Continue to <a href=\"{l}\">{l}</a>.</p>"),
+    )
+}
+
+/// `Location` for an offline site whose status page is the built-in one: its page on
+/// the status host, carrying the URL the visitor asked for (`from`, percent-encoded).
+pub fn builtin_location(status_origin: &str, site: &str, from: &str) -> String {
+    let mut out = String::with_capacity(status_origin.len() + site.len() + from.len() * 2 + 20);
+    out.push_str(status_origin);
+    out.push_str(crate::status::MAINTENANCE_PREFIX);
+    out.push_str(site);
+    out.push_str("?from=");
+    for &b in from.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// 404 for a host no site claims.

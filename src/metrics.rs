@@ -27,15 +27,18 @@ pub enum Outcome {
     HttpsRedirect = 3,
     UnknownHost = 4,
     BadRequest = 5,
+    /// Answered by the built-in status page on a status host.
+    StatusPage = 6,
 }
 
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 7] = [
     "proxied",
     "redirected",
     "maintenance",
     "https_redirect",
     "unknown_host",
     "bad_request",
+    "status_page",
 ];
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
@@ -176,7 +179,7 @@ pub fn get() -> Option<&'static Metrics> {
 /// cached in the route so the data path does no label lookups.
 pub struct SiteCounters {
     site: Arc<str>,
-    requests: [[OnceLock<IntCounter>; 6]; 6],
+    requests: [[OnceLock<IntCounter>; 6]; 7],
     duration: OnceLock<Histogram>,
     upstream_errors: OnceLock<IntCounter>,
 }

@@ -74,6 +74,40 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Scheme and port a visitor of this connection reaches offramp on: the listener's
+    /// own (never the request's `Host`); plain HTTP goes straight to HTTPS when
+    /// `redirect_https` would send it there anyway.
+    fn public_scheme_port(&self, session: &Session, snap: &Snapshot) -> (&'static str, u16) {
+        if self.scheme == Scheme::Http && snap.table.redirect_https {
+            if let Some(port) = self.https_port {
+                return ("https", port);
+            }
+        }
+        let port = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(0, |a| a.port());
+        (self.scheme.as_str(), port)
+    }
+
+    /// `scheme://STATUS-HOST[:port]` of the built-in status page, `None` without a
+    /// status host.
+    fn status_origin(&self, session: &Session, snap: &Snapshot) -> Option<String> {
+        let host = snap.table.status_hosts.first()?;
+        let (scheme, port) = self.public_scheme_port(session, snap);
+        Some(origin(scheme, host, port))
+    }
+}
+
+/// `scheme://host[:port]`, the port left out when it is the scheme's default.
+fn origin(scheme: &str, host: &str, port: u16) -> String {
+    match (scheme, port) {
+        ("http", 80) | ("https", 443) | (_, 0) => format!("{scheme}://{host}"),
+        _ => format!("{scheme}://{host}:{port}"),
+    }
+}
+
 pub use crate::metrics::Outcome;
 
 /// Per-request state.
@@ -86,7 +120,10 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     fn has_site(&self) -> bool {
-        !matches!(self.outcome, Outcome::UnknownHost | Outcome::BadRequest)
+        !matches!(
+            self.outcome,
+            Outcome::UnknownHost | Outcome::BadRequest | Outcome::StatusPage
+        )
     }
 
     fn site_name(&self) -> &str {
@@ -177,8 +214,26 @@ async fn respond(
     headers: &[(&'static str, &str)],
     body: String,
 ) -> Result<()> {
+    respond_typed(
+        session,
+        status,
+        "text/html; charset=utf-8",
+        headers,
+        Bytes::from(body),
+    )
+    .await
+}
+
+/// `respond` with any content type.
+async fn respond_typed(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    headers: &[(&'static str, &str)],
+    body: Bytes,
+) -> Result<()> {
     let mut h = ResponseHeader::build(status, Some(headers.len() + 3))?;
-    h.insert_header("Content-Type", "text/html; charset=utf-8")?;
+    h.insert_header("Content-Type", content_type)?;
     h.insert_header("Content-Length", body.len().to_string())?;
     h.insert_header("Cache-Control", "no-store")?;
     for (k, v) in headers {
@@ -190,11 +245,40 @@ async fn respond(
         .write_response_header(Box::new(h), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(Bytes::from(body)), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Answers a request to a status host (`[status] hosts`).
+async fn serve_status(proxy: &Proxy, session: &mut Session, snap: &Snapshot) -> Result<()> {
+    let (scheme, port) = proxy.public_scheme_port(session, snap);
+    let host = request_host(session.req_header())
+        .ok()
+        .and_then(|h| crate::routes::normalized_host(h).ok())
+        .unwrap_or_default();
+    let origin = origin(scheme, &host, port);
+    let req = session.req_header();
+    let reply = crate::status::handle(
+        &snap.table,
+        &snap.view,
+        &req.method,
+        request_target(req),
+        &origin,
+    );
+    let headers: Vec<(&'static str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    respond_typed(
+        session,
+        reply.status,
+        reply.content_type,
+        &headers,
+        reply.body,
+    )
+    .await
 }
 
 #[async_trait]
@@ -236,6 +320,24 @@ impl ProxyHttp for Proxy {
         let idx = match lookup {
             Ok(Some(i)) => i,
             Ok(None) => {
+                let host = request_host(session.req_header()).unwrap_or_default();
+                if snap.table.is_status_host(host) {
+                    ctx.outcome = Outcome::StatusPage;
+                    if let Some(origin) = self.https_origin(&snap, host) {
+                        let loc = maintenance::location(
+                            &origin,
+                            true,
+                            request_target(session.req_header()),
+                        );
+                        let body = maintenance::redirect_page(&loc);
+                        ctx.snap = Some(snap);
+                        respond(session, 308, &[("Location", &loc)], body).await?;
+                    } else {
+                        serve_status(self, session, &snap).await?;
+                        ctx.snap = Some(snap);
+                    }
+                    return Ok(true);
+                }
                 ctx.outcome = Outcome::UnknownHost;
                 ctx.snap = Some(snap);
                 respond(session, 404, &[], maintenance::unknown_host_page()).await?;
@@ -268,6 +370,27 @@ impl ProxyHttp for Proxy {
             }
         }
         if state.state == SiteState::Offline && !acme {
+            let builtin = match (site.code, site.builtin) {
+                (OfflineCode::Found | OfflineCode::Temporary, true) => {
+                    self.status_origin(session, &snap)
+                }
+                _ => None,
+            };
+            if let Some(status_origin) = builtin {
+                ctx.outcome = Outcome::Redirected;
+                let req = session.req_header();
+                let host = request_host(req).unwrap_or_default();
+                let mut from = String::with_capacity(host.len() + 16);
+                from.push_str(self.scheme.as_str());
+                from.push_str("://");
+                from.push_str(&String::from_utf8_lossy(host).to_ascii_lowercase());
+                let from = maintenance::location(&from, true, request_target(req));
+                let loc = maintenance::builtin_location(&status_origin, &site.name, &from);
+                let body = maintenance::redirect_page(&loc);
+                respond(session, site.code.status(), &[("Location", &loc)], body).await?;
+                ctx.snap = Some(snap);
+                return Ok(true);
+            }
             match (site.code, site.status_url.as_deref()) {
                 (OfflineCode::Found | OfflineCode::Temporary, Some(prefix)) => {
                     ctx.outcome = Outcome::Redirected;
@@ -281,10 +404,22 @@ impl ProxyHttp for Proxy {
                 }
                 _ => {
                     ctx.outcome = Outcome::Maintenance;
+                    let link = match site.builtin {
+                        true => self.status_origin(session, &snap).map(|o| {
+                            format!("{o}{}{}", crate::status::MAINTENANCE_PREFIX, site.name)
+                        }),
+                        false => site.status_url.as_deref().map(str::to_string),
+                    };
+                    let reason = snap
+                        .view
+                        .sites
+                        .get(idx as usize)
+                        .and_then(|v| v.reason.as_deref());
                     let body = maintenance::maintenance_page(
                         &site.name,
-                        site.status_url.as_deref(),
+                        link.as_deref(),
                         state.until,
+                        reason,
                     );
                     match state.until {
                         Some(until) => {
@@ -391,11 +526,13 @@ impl ProxyHttp for Proxy {
         if code > 0 && session.response_written().is_none() {
             // The connection is not reused after a failure: say so in the answer.
             session.set_keepalive(None);
-            let link = ctx
-                .snap
-                .as_ref()
-                .and_then(|s| s.table.sites.get(ctx.site as usize))
-                .and_then(|s| s.status_url.clone());
+            let link = ctx.snap.as_ref().and_then(|snap| {
+                let site = snap.table.sites.get(ctx.site as usize)?;
+                match site.builtin {
+                    true => self.status_origin(session, snap).map(|o| format!("{o}/")),
+                    false => site.status_url.as_deref().map(str::to_string),
+                }
+            });
             let body = if code >= 500 {
                 maintenance::upstream_error_page(code, link.as_deref())
             } else {
@@ -432,7 +569,7 @@ impl ProxyHttp for Proxy {
                 .get(ctx.site as usize)
                 .map_or("-", |s| s.state.as_str()),
             Outcome::Redirected | Outcome::Maintenance => "offline",
-            Outcome::UnknownHost | Outcome::BadRequest => "-",
+            Outcome::UnknownHost | Outcome::BadRequest | Outcome::StatusPage => "-",
         };
         let host =
             request_host(req).map_or(std::borrow::Cow::Borrowed("-"), String::from_utf8_lossy);

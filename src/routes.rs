@@ -29,6 +29,9 @@ pub struct RouteTable {
     pub redirect_https: bool,
     /// Metrics of requests that matched no site (`site="-"`).
     pub no_site: SiteCounters,
+    /// `[status] hosts`: names offramp serves the built-in status page on; the first
+    /// is where offline visitors of a `builtin` site are sent.
+    pub status_hosts: Vec<Box<str>>,
 }
 
 /// Everything the proxy needs about one site.
@@ -42,6 +45,8 @@ pub struct SiteRoute {
     /// Redirect prefix (status page origin + path), `None` when there is no page to link.
     pub status_url: Option<Arc<str>>,
     pub keep_uri: bool,
+    /// `status_page = "builtin"`: offline visitors go to the built-in status page.
+    pub builtin: bool,
 }
 
 impl SiteRoute {
@@ -69,6 +74,8 @@ pub struct Effective {
 pub struct Snapshot {
     pub table: Arc<RouteTable>,
     pub states: Vec<Effective>,
+    /// What the built-in status page shows, as of this snapshot.
+    pub view: Arc<crate::status::View>,
 }
 
 /// Why a request's host could not be used.
@@ -100,7 +107,21 @@ impl RouteTable {
             access_log: config.server.access_log,
             redirect_https: config.server.redirect_https && !config.server.https.is_empty(),
             no_site: SiteCounters::new("-".into()),
+            status_hosts: config
+                .status
+                .iter()
+                .flat_map(|s| s.hosts.iter().map(|h| h.as_str().into()))
+                .collect(),
         }
+    }
+
+    /// Whether a request's host (port allowed) is a status host.
+    pub fn is_status_host(&self, host: &[u8]) -> bool {
+        if self.status_hosts.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; MAX_HOST + 1];
+        normalize_host(host, &mut buf).is_ok_and(|n| self.status_hosts.iter().any(|h| **h == *n))
     }
 
     /// Site index for a request's host (`Host` header or URI authority, port allowed).
@@ -146,6 +167,7 @@ fn site_route(config: &Config, site: &Site) -> SiteRoute {
         Some(StatusPage::Url(u)) => Some(format!("{}{}", u.origin, u.path).into()),
         _ => None,
     };
+    let builtin = matches!(config.status_page_of(site), Some(StatusPage::Builtin));
     let name: Arc<str> = site.name.as_str().into();
     SiteRoute {
         counters: SiteCounters::new(name.clone()),
@@ -155,6 +177,7 @@ fn site_route(config: &Config, site: &Site) -> SiteRoute {
         code: config.maintenance.code,
         status_url,
         keep_uri: config.maintenance.keep_uri,
+        builtin,
     }
 }
 

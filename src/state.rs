@@ -61,7 +61,7 @@ pub struct ConfigMark {
 }
 
 /// Where a site's effective state comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Config,
@@ -92,6 +92,46 @@ pub struct StateData {
     pub sites: BTreeMap<String, Override>,
     #[serde(default)]
     pub config: BTreeMap<String, ConfigMark>,
+    /// The most recent changes of effective state, oldest first, at most `HISTORY_MAX`.
+    #[serde(default)]
+    pub history: Vec<HistoryEvent>,
+}
+
+/// Changes of effective state kept in the state file for the status page.
+pub const HISTORY_MAX: usize = 100;
+
+/// What made a site's effective state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// `offramp offline|online` (per site or `--all`).
+    Flip,
+    /// `offramp reset`.
+    Reset,
+    /// An edit of the config file.
+    Config,
+    /// An `--until` ran out.
+    Expired,
+}
+
+/// One change of a site's effective state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub site: String,
+    pub state: SiteState,
+    pub cause: Cause,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<u32>,
 }
 
 impl Default for StateData {
@@ -102,6 +142,7 @@ impl Default for StateData {
             global: None,
             sites: BTreeMap::new(),
             config: BTreeMap::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -154,6 +195,15 @@ impl StateData {
             }
         }
         best
+    }
+
+    /// Appends to the history, dropping the oldest beyond `HISTORY_MAX`.
+    pub fn record(&mut self, events: impl IntoIterator<Item = HistoryEvent>) {
+        self.history.extend(events);
+        if self.history.len() > HISTORY_MAX {
+            let excess = self.history.len() - HISTORY_MAX;
+            self.history.drain(..excess);
+        }
     }
 
     /// Earliest `until` still in the future, to wake the expiry timer.

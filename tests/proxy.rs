@@ -741,12 +741,23 @@ fn the_shipped_example_config_works() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-demo-origin"), Some("offramp"));
     assert!(r.text().contains("blog.localhost"));
-    let r = o.get("cloud.localhost", "/files?x=1");
+    // The offline site goes to its page on the built-in status page, which works.
+    let port = o.addr().port();
+    let r = o.get(&format!("cloud.localhost:{port}"), "/files?x=1");
     assert_eq!(r.status, 302);
-    assert_eq!(
-        r.header("location"),
-        Some("https://status.example.com/cloud/files?x=1")
+    let want = format!(
+        "http://status.localhost:{port}/maintenance/cloud?from=http%3A%2F%2Fcloud.localhost%3A{port}%2Ffiles%3Fx%3D1"
     );
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    let page = o.get(
+        &format!("status.localhost:{port}"),
+        &want[want.find("/maintenance").unwrap_or(0)..],
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("cloud is down for maintenance"));
+    let overview = o.get("status.localhost", "/");
+    assert_eq!(overview.status, 200);
+    assert!(overview.text().contains("Home lab status"));
     // The relative control/state paths resolve next to the config file.
     assert!(o.dir.path().join("../run").exists() || o.socket().parent().is_some());
 }

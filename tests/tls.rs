@@ -519,3 +519,64 @@ fn check_validates_certificates() {
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("wild.key"), "{}", out.stderr);
 }
+
+#[test]
+fn builtin_status_page_over_https_and_its_certificate_check() {
+    let ca = Ca::new();
+    let origin = TestOrigin::start("o");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).expect("certs dir");
+    write_pair(&certs, "a", &ca.leaf(&["down.test"], 90));
+    let text = |status_host: &str| {
+        format!(
+            "{}[maintenance]\nstatus_page = \"builtin\"\n\
+[[site]]\nname = \"down\"\nhosts = [\"down.test\"]\nupstream = \"{}\"\nstate = \"offline\"\n\
+[status]\nhosts = [\"{status_host}\"]\n",
+            server_section("https = \"127.0.0.1:0\"\ncerts = \"certs\"\nredirect_https = true\n"),
+            origin.url()
+        )
+    };
+    // A status host no certificate covers is a validation error naming it.
+    let cfg = dir.path().join("offramp.toml");
+    std::fs::write(&cfg, text("status.test")).expect("config");
+    let out = cli(&["check", "-c", cfg.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("status.hosts: status host status.test has no certificate"),
+        "{}",
+        out.stderr
+    );
+
+    write_pair(&certs, "status", &ca.leaf(&["status.test"], 90));
+    let o = Offramp::start_in(dir, &[]);
+    let port = o.https[0].port();
+    // Over HTTPS the offline site sends its visitors to the status host over HTTPS.
+    let mut t = tls_conn(o.https[0], &ca, "down.test", &[]).expect("down.test handshake");
+    let r = https_get(&mut t, "down.test", "/x?y=1");
+    assert_eq!(r.status, 302);
+    let want = format!(
+        "https://status.test:{port}/maintenance/down?from=https%3A%2F%2Fdown.test%2Fx%3Fy%3D1"
+    );
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    // The status host answers with its own certificate.
+    let mut t = tls_conn(o.https[0], &ca, "status.test", &[]).expect("status.test handshake");
+    let target = &want[want.find("/maintenance").expect("path")..];
+    let r = https_get(&mut t, "status.test", target);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("href=\"https://down.test/x?y=1\""),
+        "{}",
+        r.text()
+    );
+    // Plain HTTP: the status host moves to HTTPS like a site does.
+    let mut c = o.conn();
+    let r = c.get("status.test", "/");
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://status.test:{port}/").as_str())
+    );
+    assert_eq!(origin.request_count(), 0);
+}

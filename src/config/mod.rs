@@ -174,8 +174,19 @@ pub struct Upstream {
 /// `[status]`: the built-in status page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusSection {
+    /// Host names offramp serves the status page on (exact, lower-case).
     pub hosts: Vec<String>,
     pub title: String,
+    /// Extra links shown on the overview.
+    pub links: Vec<StatusLink>,
+}
+
+/// One `[status] links` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLink {
+    pub name: String,
+    /// An `http(s)://` URL, checked when the config was read.
+    pub url: String,
 }
 
 /// `[demo]`: a tiny built-in origin for trying offramp out; not for production.

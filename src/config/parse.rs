@@ -263,7 +263,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     );
 
     let mut warnings = Vec::new();
-    let tls = check_tls(&mut ctx, &server, &sites, &mut warnings);
+    let tls = check_tls(&mut ctx, &server, &sites, status.as_ref(), &mut warnings);
 
     if !ctx.errors.is_empty() {
         ctx.errors.sort_by_key(|e| e.line);
@@ -383,7 +383,6 @@ const MAINTENANCE_KEYS: &[&str] = &["status_page", "code", "keep_uri"];
 fn parse_status_page(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<StatusPage> {
     let s = ctx.string(key, v)?;
     if s == "builtin" {
-        ctx.err(&v.span(), key, "status_page = \"builtin\" is not supported yet by this version of offramp; give the URL of your status page");
         return Some(StatusPage::Builtin);
     }
     match StatusUrl::parse(&s) {
@@ -635,6 +634,7 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> StatusSection {
     let mut s = StatusSection {
         hosts: Vec::new(),
         title: "Status".into(),
+        links: Vec::new(),
     };
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
@@ -642,19 +642,90 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> StatusSection {
         match name {
             "hosts" => {
                 for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
-                    let lower = h.to_ascii_lowercase();
-                    if valid_host(&lower) {
-                        s.hosts.push(lower);
-                    } else {
+                    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+                    if lower.contains('*') {
+                        ctx.err(
+                            &span,
+                            &key,
+                            format!("{h:?}: status hosts are exact names, not wildcards"),
+                        );
+                    } else if !valid_host(&lower) || lower.contains(':') {
                         ctx.err(&span, &key, format!("{h:?} is not a valid host name"));
+                    } else if s.hosts.contains(&lower) {
+                        ctx.err(&span, &key, format!("host {lower} is listed twice"));
+                    } else {
+                        s.hosts.push(lower);
                     }
                 }
             }
-            "title" => s.title = ctx.string(&key, v).unwrap_or(s.title),
-            _ => ctx.unknown(&key, &k.span(), &["hosts", "title"]),
+            "title" => {
+                if let Some(title) = ctx.string(&key, v) {
+                    if title.trim().is_empty() || title.len() > 200 {
+                        ctx.err(&v.span(), &key, "must be 1 to 200 characters");
+                    } else {
+                        s.title = title;
+                    }
+                }
+            }
+            "links" => s.links = parse_links(ctx, &key, v),
+            _ => ctx.unknown(&key, &k.span(), &["hosts", "title", "links"]),
         }
     }
     s
+}
+
+/// `links = [{ name = "Home", url = "https://home.example" }, ...]`
+fn parse_links(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Vec<StatusLink> {
+    let DeValue::Array(items) = v.get_ref() else {
+        ctx.err(
+            &v.span(),
+            key,
+            "expected a list of { name = \"...\", url = \"https://...\" } tables",
+        );
+        return Vec::new();
+    };
+    let mut links = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("{key}[{}]", i + 1);
+        let Some(t) = ctx.table(&key, item) else {
+            continue;
+        };
+        let (mut name, mut url) = (None, None);
+        for (k, v) in t.iter() {
+            let field = k.get_ref().as_ref();
+            let fkey = format!("{key}.{field}");
+            match field {
+                "name" => match ctx.string(&fkey, v) {
+                    Some(n) if !n.trim().is_empty() && n.len() <= 100 => name = Some(n),
+                    Some(_) => ctx.err(&v.span(), &fkey, "must be 1 to 100 characters"),
+                    None => {}
+                },
+                "url" => {
+                    if let Some(u) = ctx.string(&fkey, v) {
+                        match StatusUrl::parse_link(&u) {
+                            Ok(()) => url = Some(u),
+                            Err(e) => ctx.err(&v.span(), &fkey, e),
+                        }
+                    }
+                }
+                _ => ctx.unknown(&fkey, &k.span(), &["name", "url"]),
+            }
+        }
+        match (name, url) {
+            (Some(name), Some(url)) => links.push(StatusLink { name, url }),
+            (None, _) => ctx.err(
+                &item.span(),
+                &format!("{key}.name"),
+                "missing: a link needs a name",
+            ),
+            (_, None) => ctx.err(
+                &item.span(),
+                &format!("{key}.url"),
+                "missing: a link needs a url",
+            ),
+        }
+    }
+    links
 }
 
 fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<Demo> {
@@ -802,6 +873,7 @@ fn check_tls(
     ctx: &mut Ctx<'_>,
     server: &Server,
     sites: &[(Site, Range<usize>)],
+    status: Option<&StatusSection>,
     warnings: &mut Vec<String>,
 ) -> Option<Arc<CertStore>> {
     if server.https.is_empty() {
@@ -859,6 +931,14 @@ fn check_tls(
                     ),
                 );
             }
+        }
+    }
+    for h in status.map_or(&[][..], |s| &s.hosts[..]) {
+        if !store.covers(h) {
+            ctx.err_file(
+                "status.hosts",
+                format!("status host {h} has no certificate in {}", dir.display()),
+            );
         }
     }
     Some(Arc::new(store))

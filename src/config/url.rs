@@ -67,6 +67,38 @@ impl StatusUrl {
         })
     }
 
+    /// Checks a link shown on the built-in status page: `http(s)://host[:port]...`,
+    /// a query and fragment allowed, nothing a page could misread.
+    pub fn parse_link(raw: &str) -> Result<(), String> {
+        let lower = raw.to_ascii_lowercase();
+        let rest = if lower.starts_with("https://") {
+            &raw[8..]
+        } else if lower.starts_with("http://") {
+            &raw[7..]
+        } else {
+            return Err(format!("{raw:?} is not an http:// or https:// URL"));
+        };
+        if raw
+            .bytes()
+            .any(|b| b <= b' ' || b >= 0x7f || matches!(b, b'\\' | b'"' | b'\'' | b'<' | b'>'))
+        {
+            return Err(format!(
+                "{raw:?} contains spaces, quotes, control or non-ASCII characters"
+            ));
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if authority.contains('@') {
+            return Err(format!(
+                "{raw:?} must not contain user information (user@host)"
+            ));
+        }
+        match split_host_port(authority) {
+            Some((host, _)) if valid_host(host) => Ok(()),
+            _ => Err(format!("{raw:?} has an invalid host or port")),
+        }
+    }
+
     /// Host (lower-case, without port) of the status page.
     pub fn host(&self) -> &str {
         let after = self.origin.split_once("://").map_or("", |(_, a)| a);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Regenerates the screenshots of the built-in status page shown in the README:
+# runs offramp on a copy of the example config (free ports), takes `cloud` offline with
+# a reason and an expected end, and has headless Chromium photograph the overview and
+# the maintenance page (light and dark).
+#
+#   docs/screenshots.sh [path/to/offramp]     (default: target/debug/offramp)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-target/debug/offramp}
+chromium=${CHROMIUM:-$(command -v chromium || command -v chromium-browser)}
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port); demo=$(free_port)
+sed -e "s/127.0.0.1:8080/127.0.0.1:$port/" -e "s/127.0.0.1:8081/127.0.0.1:$demo/" \
+    -e "s#\.\./run/#$work/#" config/offramp.toml > "$work/offramp.toml"
+"$bin" serve -c "$work/offramp.toml" 2> "$work/log" & pid=$!
+for _ in $(seq 100); do grep -q ready "$work/log" && break; sleep 0.1; done
+"$bin" -c "$work/offramp.toml" offline blog --reason "Kernel update" --until 20m > /dev/null
+"$bin" -c "$work/offramp.toml" online blog > /dev/null
+"$bin" -c "$work/offramp.toml" offline cloud --reason "Replacing a disk in the NAS" --until 2h > /dev/null
+
+shot() { # url file width height [extra flags]
+    "$chromium" --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --hide-scrollbars --host-resolver-rules="MAP * 127.0.0.1" --user-data-dir="$work/profile" \
+        --virtual-time-budget=2000 --window-size="$3,$4" "${@:5}" --screenshot="$2" "$1" 2>/dev/null
+}
+from="http%3A%2F%2Fcloud.localhost%3A$port%2Fshare%2Fphotos%3Falbum%3D2026"
+shot "http://status.localhost:$port/" docs/status-overview.png 900 820
+shot "http://status.localhost:$port/maintenance/cloud?from=$from" docs/status-maintenance.png 420 700
+shot "http://status.localhost:$port/" docs/status-overview-dark.png 900 820 --force-dark-mode \
+    --blink-settings=preferredColorScheme=0
+echo "written: docs/status-overview.png docs/status-maintenance.png docs/status-overview-dark.png"

@@ -1,0 +1,322 @@
+//! The built-in status page (`status_page = "builtin"`, `[status] hosts`): what offramp
+//! answers on a status host, and the view of every site's state those answers show.
+//!
+//! Pages on a status host:
+//! - `/` — the overview: every site as a component (Operational / Under Maintenance),
+//!   the reason and expected end of each maintenance, the recent history of changes;
+//! - `/maintenance/<site>?from=<url>` — the page an offline site's visitors are sent
+//!   to; it polls the site's state and sends the visitor back to `from` as soon as the
+//!   site is online (a meta refresh does the same without JavaScript);
+//! - `/api/sites/<site>.json` — what that page polls;
+//! - `/api/v2/summary.json`, `/api/v2/status.json`, `/api/v2/components.json` — the
+//!   shape of Atlassian Statuspage's public API;
+//! - `/embed.js` — a script any site can include to show a maintenance banner;
+//! - `/assets/status.js` — the pages' own script.
+//!
+//! Owns: those answers and the `from` check (a visitor is only ever sent back to a host
+//! of the same site). Does not own: how states are decided (see `daemon`), the offline
+//! redirect itself (see `proxy`, `maintenance`).
+
+mod api;
+mod pages;
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::config::{SiteState, StatusLink};
+use crate::routes::RouteTable;
+use crate::state::HistoryEvent;
+
+/// Path prefix of the per-site maintenance pages on a status host.
+pub const MAINTENANCE_PREFIX: &str = "/maintenance/";
+/// Entries of the history shown on the overview and in the API.
+pub const HISTORY_SHOWN: usize = 20;
+
+/// A site's status in the vocabulary of Statuspage-style pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentStatus {
+    Operational,
+    UnderMaintenance,
+    /// Reserved for health checks.
+    DegradedPerformance,
+    /// Reserved for health checks.
+    MajorOutage,
+}
+
+impl ComponentStatus {
+    /// The API value (`operational`, `under_maintenance`, ...).
+    pub fn api(self) -> &'static str {
+        match self {
+            ComponentStatus::Operational => "operational",
+            ComponentStatus::UnderMaintenance => "under_maintenance",
+            ComponentStatus::DegradedPerformance => "degraded_performance",
+            ComponentStatus::MajorOutage => "major_outage",
+        }
+    }
+
+    /// The words a visitor reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            ComponentStatus::Operational => "Operational",
+            ComponentStatus::UnderMaintenance => "Under Maintenance",
+            ComponentStatus::DegradedPerformance => "Degraded Performance",
+            ComponentStatus::MajorOutage => "Major Outage",
+        }
+    }
+
+    fn of(state: SiteState) -> ComponentStatus {
+        match state {
+            SiteState::Online => ComponentStatus::Operational,
+            SiteState::Offline => ComponentStatus::UnderMaintenance,
+        }
+    }
+}
+
+/// One site as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteView {
+    pub name: String,
+    pub state: SiteState,
+    pub status: ComponentStatus,
+    /// When the deciding action happened.
+    pub since: Option<OffsetDateTime>,
+    /// Expected end of the maintenance, when known.
+    pub until: Option<OffsetDateTime>,
+    pub reason: Option<String>,
+}
+
+impl SiteView {
+    /// A site's view from its effective state.
+    pub fn new(
+        name: &str,
+        state: SiteState,
+        since: Option<OffsetDateTime>,
+        until: Option<OffsetDateTime>,
+        reason: Option<String>,
+    ) -> SiteView {
+        SiteView {
+            name: name.to_string(),
+            state,
+            status: ComponentStatus::of(state),
+            since,
+            until,
+            reason,
+        }
+    }
+}
+
+/// Everything the status pages show, rebuilt with every snapshot (so never stale and
+/// never locked on the data path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub title: String,
+    pub links: Vec<StatusLink>,
+    /// In config order: index `i` is the route table's site `i`.
+    pub sites: Vec<SiteView>,
+    /// Newest first, at most `HISTORY_SHOWN`.
+    pub history: Vec<HistoryEvent>,
+    /// When this view was built (the last change of anything it shows).
+    pub updated_at: OffsetDateTime,
+}
+
+/// A complete answer from the status host or a status-page-related response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+/// Content-Security-Policy of the status host's HTML pages: their own script only.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+frame-ancestors 'none'";
+
+const HTML: &str = "text/html; charset=utf-8";
+const JSON: &str = "application/json";
+const JS: &str = "text/javascript; charset=utf-8";
+
+static STATUS_JS: &str = include_str!("assets/status.js");
+static EMBED_JS: &str = include_str!("assets/embed.js");
+
+impl Reply {
+    fn html(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            content_type: HTML,
+            headers: vec![
+                ("Content-Security-Policy", PAGE_CSP.into()),
+                ("X-Content-Type-Options", "nosniff".into()),
+                ("Referrer-Policy", "same-origin".into()),
+            ],
+            body: Bytes::from(body),
+        }
+    }
+
+    fn json(value: &serde_json::Value) -> Reply {
+        Reply {
+            status: 200,
+            content_type: JSON,
+            headers: vec![
+                // Any page may read the API: an embed banner, a widget, a script.
+                ("Access-Control-Allow-Origin", "*".into()),
+                ("X-Content-Type-Options", "nosniff".into()),
+            ],
+            body: Bytes::from(value.to_string()),
+        }
+    }
+
+    fn script(text: &'static str) -> Reply {
+        Reply {
+            status: 200,
+            content_type: JS,
+            headers: vec![
+                ("Access-Control-Allow-Origin", "*".into()),
+                ("X-Content-Type-Options", "nosniff".into()),
+            ],
+            body: Bytes::from_static(text.as_bytes()),
+        }
+    }
+
+    fn redirect(location: String) -> Reply {
+        let body = crate::maintenance::redirect_back_page(&location);
+        let mut r = Reply::html(302, body);
+        r.headers.push(("Location", location));
+        r
+    }
+}
+
+/// Answers a request to a status host. `origin` is this status host as the visitor
+/// reached it (`http://status.example:8080`), for absolute links in the API.
+pub fn handle(
+    table: &RouteTable,
+    view: &View,
+    method: &http::Method,
+    target: &[u8],
+    origin: &str,
+) -> Reply {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        let mut r = Reply::html(405, pages::not_found(view, "Method not allowed"));
+        r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
+    }
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &b""[..]),
+    };
+    let path = std::str::from_utf8(path).unwrap_or("");
+    match path {
+        "/" | "/index.html" => Reply::html(200, pages::overview(view)),
+        "/api/v2/summary.json" => Reply::json(&api::summary(view, origin)),
+        "/api/v2/status.json" => Reply::json(&api::status(view, origin)),
+        "/api/v2/components.json" => Reply::json(&api::components(view, origin)),
+        "/embed.js" => Reply::script(EMBED_JS),
+        "/assets/status.js" => Reply::script(STATUS_JS),
+        _ => {
+            if let Some(name) = path.strip_prefix(MAINTENANCE_PREFIX) {
+                if let Some(i) = site_index(view, name) {
+                    return maintenance(table, view, i, query);
+                }
+            }
+            if let Some(name) = path
+                .strip_prefix("/api/sites/")
+                .and_then(|n| n.strip_suffix(".json"))
+            {
+                if let Some(i) = site_index(view, name) {
+                    return Reply::json(&api::site(&view.sites[i]));
+                }
+            }
+            Reply::html(404, pages::not_found(view, "Page not found"))
+        }
+    }
+}
+
+fn site_index(view: &View, name: &str) -> Option<usize> {
+    view.sites.iter().position(|s| s.name == name)
+}
+
+/// The per-site page: under maintenance, or (site online) straight back to `from`.
+fn maintenance(table: &RouteTable, view: &View, i: usize, query: &[u8]) -> Reply {
+    let site = &view.sites[i];
+    let back = query_param(query, b"from").and_then(|from| return_url(table, i, &from));
+    match (site.state, back) {
+        (SiteState::Online, Some(url)) => Reply::redirect(url),
+        (_, back) => Reply::html(200, pages::maintenance(view, site, back.as_deref())),
+    }
+}
+
+/// The value of `name` in a query string, percent-decoded.
+fn query_param(query: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// `from` made safe: an `http(s)://` URL whose host belongs to site `i`, rebuilt with
+/// every unsafe byte percent-encoded. `None` for anything else, so a forged `from` can
+/// never send a visitor to another host.
+pub fn return_url(table: &RouteTable, i: usize, from: &[u8]) -> Option<String> {
+    let lower_prefix = |p: &[u8]| from.len() >= p.len() && from[..p.len()].eq_ignore_ascii_case(p);
+    let (scheme, rest) = if lower_prefix(b"https://") {
+        ("https", &from[8..])
+    } else if lower_prefix(b"http://") {
+        ("http", &from[7..])
+    } else {
+        return None;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // lookup() accepts only host-name bytes and a numeric port: no '@', '\', spaces.
+    match table.lookup(authority) {
+        Ok(Some(idx)) if idx as usize == i => {}
+        _ => return None,
+    }
+    let authority = std::str::from_utf8(authority).ok()?.to_ascii_lowercase();
+    if let Some((_, port)) = authority
+        .rsplit_once(':')
+        .filter(|_| !authority.ends_with(']'))
+    {
+        port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    }
+    let tail = match tail.iter().position(|&b| b == b'#') {
+        Some(h) => &tail[..h],
+        None => tail,
+    };
+    Some(crate::maintenance::location(
+        &format!("{scheme}://{authority}"),
+        true,
+        tail,
+    ))
+}
+
+#[cfg(test)]
+mod tests;

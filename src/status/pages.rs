@@ -1,0 +1,250 @@
+//! The status host's HTML: the overview, the per-site maintenance page, 404. Light and
+//! dark themes, readable on a phone, no external assets; everything from the config or
+//! a request is HTML-escaped.
+
+use std::fmt::Write;
+
+use time::OffsetDateTime;
+
+use super::{ComponentStatus, SiteView, View, MAINTENANCE_PREFIX};
+use crate::config::SiteState;
+use crate::maintenance::html_escape as esc;
+use crate::state::{Cause, HistoryEvent};
+
+/// Seconds between reloads of a page without JavaScript.
+const REFRESH_OVERVIEW: u32 = 60;
+const REFRESH_MAINTENANCE: u32 = 30;
+
+const STYLE: &str = "\
+:root{--fg:#1d2125;--muted:#5e6c7a;--bg:#f6f7f9;--card:#fff;--line:#dfe3e8;--ok:#1f883d;--okbg:#e6f4ea;--mt:#0b63c5;--mtbg:#e4effc;--link:#0b63c5}\
+@media (prefers-color-scheme:dark){:root{--fg:#e3e6ea;--muted:#9aa5b1;--bg:#111417;--card:#1b1f24;--line:#2d333b;--ok:#4ac26b;--okbg:#14301c;--mt:#6cb6ff;--mtbg:#132a44;--link:#6cb6ff}}\
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--fg);background:var(--bg)}\
+main{max-width:46rem;margin:0 auto;padding:1.5rem 1rem 3rem}a{color:var(--link)}h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:2rem 0 .6rem}\
+.banner{padding:1rem 1.2rem;border-radius:.6rem;font-weight:600;margin:1rem 0}.banner.ok{background:var(--okbg);color:var(--ok)}.banner.mt{background:var(--mtbg);color:var(--mt)}\
+.list{background:var(--card);border:1px solid var(--line);border-radius:.6rem;margin:0;padding:0;list-style:none}\
+.list li{padding:.8rem 1.2rem;border-top:1px solid var(--line)}.list li:first-child{border-top:0}\
+.row{display:flex;justify-content:space-between;gap:1rem;flex-wrap:wrap}.name{font-weight:600}\
+.st{font-weight:600;white-space:nowrap}.st.operational{color:var(--ok)}.st.under_maintenance{color:var(--mt)}\
+.detail{color:var(--muted);font-size:.92rem;margin-top:.2rem}.muted{color:var(--muted)}footer{margin-top:2.5rem;font-size:.85rem;color:var(--muted)}\
+.card{background:var(--card);border:1px solid var(--line);border-radius:.6rem;padding:1.2rem 1.4rem}.reason{font-size:1.1rem}";
+
+fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str) -> String {
+    let mut head = String::new();
+    if let Some(secs) = refresh {
+        let _ = write!(head, "<meta http-equiv=\"refresh\" content=\"{secs}\">");
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light dark\">{head}\
+<title>{title} · {site}</title><style>{STYLE}</style>\
+<script src=\"/assets/status.js\" defer></script></head>\
+<body><main>{body}<footer>Updated {updated}. <a href=\"/\">Overview</a> · \
+<a href=\"/api/v2/summary.json\">API</a> · served by offramp</footer></main></body></html>\n",
+        title = esc(title),
+        site = esc(&view.title),
+        updated = time_tag(Some(view.updated_at)),
+    )
+}
+
+/// `<time datetime="...">2026-12-02 18:00 UTC</time>`; the page script shows it in the
+/// visitor's local time.
+fn time_tag(t: Option<OffsetDateTime>) -> String {
+    let Some(t) = t else {
+        return String::new();
+    };
+    let iso = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    let text = t.format(&fmt).unwrap_or_else(|_| iso.clone());
+    format!("<time datetime=\"{iso}\">{text}</time>")
+}
+
+fn status_span(s: ComponentStatus) -> String {
+    format!("<span class=\"st {}\">{}</span>", s.api(), s.label())
+}
+
+fn site_detail(s: &SiteView) -> String {
+    if s.status == ComponentStatus::Operational {
+        return String::new();
+    }
+    let mut d = String::new();
+    if let Some(r) = &s.reason {
+        let _ = write!(d, "{} · ", esc(r));
+    }
+    if s.since.is_some() {
+        let _ = write!(d, "since {}", time_tag(s.since));
+    }
+    if s.until.is_some() {
+        let _ = write!(d, " · expected back {}", time_tag(s.until));
+    }
+    let _ = write!(
+        d,
+        " · <a href=\"{MAINTENANCE_PREFIX}{}\">details</a>",
+        esc(&s.name)
+    );
+    format!("<div class=\"detail\">{d}</div>")
+}
+
+/// `/`: every site, the blended status, the recent history.
+pub fn overview(view: &View) -> String {
+    let down = view
+        .sites
+        .iter()
+        .filter(|s| s.status == ComponentStatus::UnderMaintenance)
+        .count();
+    let mut b = format!("<h1>{}</h1>", esc(&view.title));
+    match down {
+        0 => b.push_str("<div class=\"banner ok\">All systems operational</div>"),
+        1 => b.push_str("<div class=\"banner mt\">1 site is under maintenance</div>"),
+        n => {
+            let _ = write!(
+                b,
+                "<div class=\"banner mt\">{n} sites are under maintenance</div>"
+            );
+        }
+    }
+    b.push_str("<ul class=\"list\" id=\"sites\">");
+    for s in &view.sites {
+        let _ = write!(
+            b,
+            "<li data-site=\"{n}\"><div class=\"row\"><span class=\"name\">{n}</span>{st}</div>{d}</li>",
+            n = esc(&s.name),
+            st = status_span(s.status),
+            d = site_detail(s),
+        );
+    }
+    if view.sites.is_empty() {
+        b.push_str("<li class=\"muted\">No sites configured.</li>");
+    }
+    b.push_str("</ul>");
+    if !view.links.is_empty() {
+        b.push_str("<h2>Links</h2><ul class=\"list\">");
+        for l in &view.links {
+            let _ = write!(
+                b,
+                "<li><a href=\"{}\" rel=\"noopener\">{}</a></li>",
+                esc(&l.url),
+                esc(&l.name)
+            );
+        }
+        b.push_str("</ul>");
+    }
+    b.push_str("<h2>Recent changes</h2><ul class=\"list\" id=\"history\">");
+    for e in &view.history {
+        b.push_str(&history_item(e));
+    }
+    if view.history.is_empty() {
+        b.push_str("<li class=\"muted\">No changes recorded yet.</li>");
+    }
+    b.push_str("</ul>");
+    layout(view, "Status", Some(REFRESH_OVERVIEW), &b)
+}
+
+fn history_item(e: &HistoryEvent) -> String {
+    let (status, verb) = match e.state {
+        SiteState::Offline => (ComponentStatus::UnderMaintenance, "went into maintenance"),
+        SiteState::Online => (ComponentStatus::Operational, "is back online"),
+    };
+    let why = match e.cause {
+        Cause::Flip => "",
+        Cause::Reset => " (runtime override dropped)",
+        Cause::Config => " (config edited)",
+        Cause::Expired => " (maintenance window ended)",
+    };
+    let mut d = String::new();
+    if let Some(r) = &e.reason {
+        let _ = write!(d, "{} · ", esc(r));
+    }
+    d.push_str(&time_tag(Some(e.at)));
+    if e.until.is_some() {
+        let _ = write!(d, " · expected back {}", time_tag(e.until));
+    }
+    format!(
+        "<li><div class=\"row\"><span><span class=\"name\">{}</span> {verb}{why}</span>{}</div>\
+<div class=\"detail\">{d}</div></li>",
+        esc(&e.site),
+        status_span(status),
+    )
+}
+
+/// `/maintenance/<site>`: what an offline site's visitors see, and the way back.
+pub fn maintenance(view: &View, s: &SiteView, back: Option<&str>) -> String {
+    let name = esc(&s.name);
+    let back_attr = back.map(esc).unwrap_or_default();
+    let mut b = format!(
+        "<div class=\"card\" id=\"site\" data-site=\"{name}\" data-state=\"{state}\" \
+data-return=\"{back_attr}\" data-poll=\"/api/sites/{name}.json\">",
+        state = s.state.as_str()
+    );
+    if s.state == SiteState::Online {
+        let _ = write!(
+            b,
+            "<p>{}</p><h1>{name} is online</h1>",
+            status_span(s.status)
+        );
+        match back {
+            Some(url) => {
+                let _ = write!(
+                    b,
+                    "<p><a href=\"{back_attr}\">Continue to {}</a></p>",
+                    esc(url)
+                );
+            }
+            None => b.push_str("<p>The site is available again.</p>"),
+        }
+    } else {
+        let _ = write!(
+            b,
+            "<p>{}</p><h1>{name} is down for maintenance</h1>",
+            status_span(s.status)
+        );
+        if let Some(r) = &s.reason {
+            let _ = write!(b, "<p class=\"reason\">{}</p>", esc(r));
+        }
+        if s.until.is_some() {
+            let _ = write!(b, "<p>Expected back: {}</p>", time_tag(s.until));
+        }
+        if s.since.is_some() {
+            let _ = write!(b, "<p class=\"muted\">Since {}</p>", time_tag(s.since));
+        }
+        match back {
+            Some(url) => {
+                let _ = write!(
+                    b,
+                    "<p id=\"wait\">This page takes you back to <a href=\"{back_attr}\">{}</a> \
+as soon as {name} is online again.</p>",
+                    esc(url)
+                );
+            }
+            None => {
+                let _ = write!(
+                    b,
+                    "<p id=\"wait\">This page updates by itself when {name} is online again.</p>"
+                );
+            }
+        }
+    }
+    b.push_str("</div><p><a href=\"/\">Status of all sites</a></p>");
+    let refresh = (s.state == SiteState::Offline).then_some(REFRESH_MAINTENANCE);
+    let title = if s.state == SiteState::Offline {
+        format!("{} — maintenance", s.name)
+    } else {
+        format!("{} — online", s.name)
+    };
+    layout(view, &title, refresh, &b)
+}
+
+/// 404/405 on a status host.
+pub fn not_found(view: &View, what: &str) -> String {
+    layout(
+        view,
+        what,
+        None,
+        &format!(
+            "<h1>{}</h1><p><a href=\"/\">Status of all sites</a></p>",
+            esc(what)
+        ),
+    )
+}
