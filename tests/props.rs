@@ -669,3 +669,61 @@ proptest! {
         }
     }
 }
+
+/// Status-page `from` values: mostly URL-shaped, with hostile pieces mixed in.
+fn from_url() -> impl Strategy<Value = Vec<u8>> {
+    let scheme = prop_oneof![
+        Just("http://"),
+        Just("HTTPS://"),
+        Just("//"),
+        Just("javascript:"),
+        Just("")
+    ];
+    let host = prop_oneof![
+        Just("cloud.example".to_string()),
+        Just("a.b.cloud.example".to_string()),
+        Just("blog.example".to_string()),
+        Just("evil.example".to_string()),
+        Just("cloud.example@evil.example".to_string()),
+        Just("cloud.example\\@evil.example".to_string()),
+        "[a-z.:@\\\\0-9]{0,20}",
+    ];
+    let port = prop_oneof![Just(String::new()), "(:[0-9]{0,6})"];
+    let rest = proptest::collection::vec(any::<u8>(), 0..40);
+    (scheme, host, port, rest).prop_map(|(s, h, p, r)| {
+        let mut v = format!("{s}{h}{p}").into_bytes();
+        v.extend(r);
+        v
+    })
+}
+
+proptest! {
+    #![proptest_config(cfg(512))]
+
+    /// The built-in status page only ever sends a visitor back to a host of the site
+    /// they came from, and the URL it sends them to is plain printable ASCII.
+    #[test]
+    fn status_page_way_back_stays_on_the_site(from in from_url()) {
+        let c = Config::parse(
+            "[server]\nhttp = \"127.0.0.1:0\"\n[maintenance]\nstatus_page = \"builtin\"\n\
+             [[site]]\nname = \"cloud\"\nhosts = [\"cloud.example\", \"*.cloud.example\"]\nupstream = \"http://127.0.0.1:9\"\n\
+             [[site]]\nname = \"blog\"\nhosts = [\"blog.example\"]\nupstream = \"http://127.0.0.1:9\"\n",
+            Path::new(FILE),
+        )
+        .expect("fixture");
+        let table = RouteTable::build(&c);
+        if let Some(url) = offramp::status::return_url(&table, 0, &from) {
+            prop_assert!(url.bytes().all(|b| b > b' ' && b < 0x7f && b != b'"' && b != b'<'), "{url}");
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+                .expect("http(s) scheme");
+            let auth = &rest[..rest.find('/').expect("a path")];
+            let host = auth.rsplit_once(':').map_or(auth, |(h, _)| h);
+            prop_assert!(
+                host == "cloud.example" || host.ends_with(".cloud.example"),
+                "{url}"
+            );
+        }
+    }
+}
