@@ -33,7 +33,7 @@ use crate::config::{OfflineCode, SiteState};
 use crate::guard;
 use crate::maintenance;
 use crate::metrics::Outcome;
-use crate::proxy::{self, ACME_CHALLENGE_PREFIX};
+use crate::proxy;
 use crate::routes::Snapshot;
 
 /// A request head that is not complete within this many bytes goes to Pingora.
@@ -58,8 +58,9 @@ const DEFAULT_IDLE: Duration = Duration::from_secs(60);
 pub enum End {
     /// Closed (by either side, or after a `Connection: close` exchange).
     Closed,
-    /// Hand the connection to Pingora; these bytes were read and not answered yet.
-    Fallback(TcpStream, Vec<u8>),
+    /// Hand the connection to Pingora; these bytes were read and not answered yet, and
+    /// the request they begin started arriving at that instant.
+    Fallback(TcpStream, Vec<u8>, Instant),
 }
 
 struct Idle {
@@ -159,6 +160,9 @@ struct Done {
     body_bytes: usize,
     keepalive: bool,
     head_only: bool,
+    /// The method is idempotent (RFC 9110 section 9.2.2): the request may be sent again
+    /// when a pooled upstream connection turns out to be closed.
+    idempotent: bool,
     /// Owned copies for the access log line, only when it is written.
     log: Option<LogInfo>,
 }
@@ -230,15 +234,20 @@ impl FastPath {
         FastPath { snapshot }
     }
 
-    /// Serves requests on `tcp` until it closes or a request needs Pingora.
-    /// `shutdown` turns true when the server drains: idle connections close then.
+    /// Serves requests on `tcp` until it closes or a request needs Pingora. `initial`
+    /// holds the bytes already read from it (the start of the first request, which
+    /// began arriving at `first_byte`). `shutdown` turns true when the server drains:
+    /// idle connections close then.
     pub async fn serve(
         &self,
         mut tcp: TcpStream,
         client: SocketAddr,
+        initial: Vec<u8>,
+        first_byte: Instant,
         shutdown: &mut watch::Receiver<bool>,
     ) -> End {
-        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut buf: Vec<u8> = initial;
+        buf.reserve(4096usize.saturating_sub(buf.len()));
         let mut out: Vec<u8> = Vec::with_capacity(4096);
         let mut ubuf: Vec<u8> = Vec::new();
         // The upstream request, while `out` takes the client's response head.
@@ -249,7 +258,7 @@ impl FastPath {
         // When the current request's first bytes were read (or the previous request
         // ended, for a pipelined one). Clock reads are a visible share of a redirect's
         // cost, so the ones taken are reused.
-        let mut start = Instant::now();
+        let mut start = first_byte;
         loop {
             let plan = if buf.is_empty() {
                 Plan::NeedMore
@@ -259,7 +268,7 @@ impl FastPath {
             match plan {
                 Plan::NeedMore => {
                     if buf.len() >= MAX_HEAD {
-                        return End::Fallback(tcp, buf);
+                        return End::Fallback(tcp, buf, start);
                     }
                     if buf.capacity() - buf.len() < 1024 {
                         buf.reserve(IO_CHUNK);
@@ -297,7 +306,7 @@ impl FastPath {
                         }
                     }
                 }
-                Plan::Fallback => return End::Fallback(tcp, buf),
+                Plan::Fallback => return End::Fallback(tcp, buf, start),
                 Plan::Respond(mut done) => {
                     head_deadline = None;
                     if write_client(&mut tcp, &out).await.is_err() {
@@ -320,15 +329,20 @@ impl FastPath {
                     match r {
                         Ok(()) => start = finish(&done, client.ip(), start, None),
                         Err(Failure::Status(code)) => {
-                            if let Some(site) = done.snap.table.sites.get(done.site as usize) {
+                            let site = done.snap.table.sites.get(done.site as usize);
+                            if let Some(site) = site {
                                 site.counters.upstream_error();
                             }
-                            let link = done
-                                .snap
-                                .table
-                                .sites
-                                .get(done.site as usize)
-                                .and_then(|s| s.status_url.clone());
+                            // The same link as the Pingora path's error page: the site's
+                            // status page, or the built-in one on this listener's port.
+                            let link = site.and_then(|s| match s.builtin {
+                                true => {
+                                    let port = tcp.local_addr().map_or(0, |a| a.port());
+                                    proxy::builtin_status_origin(&done.snap, "http", port)
+                                        .map(|o| format!("{o}/"))
+                                }
+                                false => s.status_url.as_deref().map(str::to_string),
+                            });
                             let body = maintenance::upstream_error_page(code, link.as_deref());
                             simple_response(&mut out, code, &[], &body, done.head_only, false);
                             done.status = code;
@@ -409,7 +423,7 @@ impl FastPath {
             return Plan::Fallback;
         };
         let snap = self.snapshot.load_full();
-        if snap.table.redirect_https || target.as_bytes().starts_with(ACME_CHALLENGE_PREFIX) {
+        if snap.table.redirect_https || target.as_bytes().starts_with(b"/.well-known/") {
             return Plan::Fallback;
         }
         let idx = match snap.table.lookup(host) {
@@ -423,6 +437,10 @@ impl FastPath {
             return Plan::Fallback;
         };
         let head_only = method == "HEAD";
+        let idempotent = matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        );
         let log = proxy::access_log_on(&snap).then(|| LogInfo {
             host: String::from_utf8_lossy(host).into_owned(),
             method: method.to_string(),
@@ -446,6 +464,7 @@ impl FastPath {
                 body_bytes,
                 keepalive,
                 head_only,
+                idempotent,
                 log,
                 snap,
             });
@@ -498,6 +517,7 @@ impl FastPath {
                 body_bytes: 0,
                 keepalive,
                 head_only,
+                idempotent,
                 log,
                 snap,
             },
@@ -808,6 +828,9 @@ fn response_head(
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Err(());
     };
+    if !(100..=599).contains(&status) {
+        return Err(());
+    }
     let mut reusable = version == 1;
     let mut length: Option<u64> = None;
     let mut chunked = false;
@@ -816,10 +839,8 @@ fn response_head(
     for h in resp.headers.iter() {
         let n = h.name.as_bytes();
         if n.eq_ignore_ascii_case(b"content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(())?;
+            // Digits only: `+5` or `5, 5` would be read differently by different clients.
+            let v = proxy::parse_length(h.value).ok_or(())?;
             if length.is_some_and(|l| l != v) {
                 return Err(());
             }
@@ -855,7 +876,9 @@ fn response_head(
     } else {
         Framing::Close
     };
-    if framing == Framing::Close {
+    // Both framings at once (RFC 9112 section 6.3): Transfer-Encoding wins for this
+    // response, and the connection is not trusted with another.
+    if framing == Framing::Close || (te && length.is_some()) {
         reusable = false;
     }
     let client_keepalive = keepalive && framing != Framing::Close;
@@ -920,7 +943,7 @@ fn reserve(b: &mut Vec<u8>) {
 }
 
 /// Reads the upstream's response head into `ubuf` and the client's version of it into
-/// `out`. `Ok(None)`: the connection closed before the first byte (retryable when it
+/// `out`. `Ok(None)`: the connection closed before sending any byte (retryable when it
 /// came from the pool). Informational responses (103) go to the client as they come.
 async fn read_head(
     up: &Upstream,
@@ -931,10 +954,14 @@ async fn read_head(
     done: &Done,
 ) -> Result<Option<RespHead>, Failure> {
     ubuf.clear();
+    // After an informational response went to the client, nothing may be retried.
+    let mut informed = false;
     loop {
         reserve(ubuf);
         match tokio::time::timeout(up.read_timeout, conn.read_buf(ubuf)).await {
+            Err(_) if informed => return Err(Failure::Cut),
             Err(_) => return Err(Failure::Status(504)),
+            Ok(Ok(0)) | Ok(Err(_)) if informed => return Err(Failure::Cut),
             Ok(Ok(0)) | Ok(Err(_)) if ubuf.is_empty() => return Ok(None),
             Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Status(502)),
             Ok(Ok(_)) => {}
@@ -945,6 +972,7 @@ async fn read_head(
                 Ok(None) => break,
                 Ok(Some(h)) if h.status == 101 => return Err(Failure::Status(502)),
                 Ok(Some(h)) if (100..200).contains(&h.status) => {
+                    informed = true;
                     if write_client(client, out).await.is_err() {
                         return Err(Failure::Cut);
                     }
@@ -986,7 +1014,7 @@ async fn proxy_exchange(
         match write_timeout(&mut conn, request, up.write_timeout).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Failure::Status(504)),
-            Err(_) if reused => {
+            Err(_) if reused && done.idempotent => {
                 fresh = true;
                 continue;
             }
@@ -994,7 +1022,7 @@ async fn proxy_exchange(
         }
         match read_head(up, &mut conn, ubuf, out, client, done).await? {
             Some(h) => break (conn, h),
-            None if reused => fresh = true,
+            None if reused && done.idempotent => fresh = true,
             None => return Err(Failure::Status(502)),
         }
     };

@@ -9,15 +9,22 @@
 //! proxy hooks tell it when a request head is complete ([`request_started`]) and when
 //! the exchange is over ([`request_finished`]). Owns: these limits. Does not own:
 //! listeners (see `server`) or what a request gets (see `proxy`).
+//!
+//! A request head Pingora cannot accept (malformed syntax, two `Host` fields, a `Host`
+//! that differs from an absolute-form target...) never reaches the proxy hooks: Pingora
+//! answers a bare `400` itself. While a head is being read, [`Guarded`] replaces that
+//! answer with offramp's own 400 page and counts and logs the request like any other.
 
 use std::future::Future as _;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
@@ -27,6 +34,9 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use crate::metrics::Outcome;
+use crate::routes::Snapshot;
 
 /// Time from the first byte of a request head to its end (the empty line).
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +79,11 @@ pub struct Guarded {
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
     answered: bool,
+    /// For counting and logging requests Pingora refuses before any hook runs.
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    client: Option<IpAddr>,
+    /// offramp's 400 page written in place of Pingora's, and how much of it went out.
+    replacement: Option<(Vec<u8>, usize)>,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -81,10 +96,15 @@ impl std::fmt::Debug for Guarded {
 }
 
 impl Guarded {
-    /// Wraps a client stream whose first request head has begun to arrive. Must be
-    /// called inside a tokio runtime.
-    pub fn new(inner: Stream) -> Guarded {
-        let epoch = Instant::now();
+    /// Wraps a client stream whose first request head began to arrive at `head_start`.
+    /// Must be called inside a tokio runtime.
+    pub fn new(
+        inner: Stream,
+        head_start: Instant,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        client: Option<IpAddr>,
+    ) -> Guarded {
+        let epoch = head_start;
         Guarded {
             inner,
             epoch,
@@ -96,7 +116,49 @@ impl Guarded {
             )),
             timer_at: Some(epoch + REQUEST_HEAD_TIMEOUT),
             answered: false,
+            snapshot,
+            client,
+            replacement: None,
         }
+    }
+
+    /// Pingora is answering a request head it refused (only Pingora writes while a
+    /// head is read, and only its bare 400 for a refused head): counts and logs it,
+    /// and prepares offramp's page in its place.
+    fn replace_refusal(&mut self) {
+        let elapsed = self
+            .epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.since_ms.load(Ordering::Acquire)));
+        let body = crate::maintenance::client_error_page(400);
+        let mut out = Vec::with_capacity(body.len() + 160);
+        out.extend_from_slice(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ",
+        );
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\nCache-Control: no-store\r\nDate: ");
+        out.extend_from_slice(pingora::protocols::http::date::get_cached_date().as_bytes());
+        out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+        out.extend_from_slice(body.as_bytes());
+        let snap = self.snapshot.load();
+        snap.table
+            .no_site
+            .request(Outcome::BadRequest, 400, elapsed);
+        if crate::proxy::access_log_on(&snap) {
+            crate::proxy::access_log(&crate::proxy::AccessLine {
+                client: self.client,
+                host: "-",
+                site: "-",
+                state: "-",
+                method: "-",
+                path: "-",
+                status: 400,
+                bytes: body.len(),
+                elapsed,
+                error: Some("InvalidHTTPHeader"),
+            });
+        }
+        self.replacement = Some((out, 0));
     }
 
     fn enter(&self, phase: u8) {
@@ -215,7 +277,25 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.replacement.is_none()
+            && this.phase.load(Ordering::Acquire) == HEAD
+            && (buf.starts_with(b"HTTP/1.1 400 ") || buf.starts_with(b"HTTP/1.0 400 "))
+        {
+            this.replace_refusal();
+        }
+        let Some((page, written)) = &mut this.replacement else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while *written < page.len() {
+            match Pin::new(&mut this.inner).poll_write(cx, &page[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                other => return other,
+            }
+        }
+        // Pingora's own answer (and its empty body) is swallowed; the connection closes.
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -231,7 +311,17 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.replacement.is_some() || this.phase.load(Ordering::Acquire) == HEAD {
+            // Rare (an answer while a head is read): one slice at a time, through the
+            // check above.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return Pin::new(this).poll_write(cx, first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -41,6 +41,28 @@ impl Scheme {
 /// are proxied, so an ACME client behind offramp can renew certificates (HTTP-01).
 pub const ACME_CHALLENGE_PREFIX: &[u8] = b"/.well-known/acme-challenge/";
 
+/// Whether a request target is an ACME HTTP-01 challenge: the prefix followed by one
+/// token of base64url characters (RFC 8555 section 8.3), nothing else. Anything more
+/// (`../`, `%2e`, a query, a second segment) is an ordinary request, so the exception
+/// cannot be used to reach other paths of an offline site or to dodge HTTPS.
+pub fn is_acme_challenge(target: &[u8]) -> bool {
+    target
+        .strip_prefix(ACME_CHALLENGE_PREFIX)
+        .is_some_and(|token| {
+            !token.is_empty()
+                && token
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// `scheme://STATUS-HOST[:port]` of the built-in status page for a request that came in
+/// on a listener of this scheme and port; `None` without a status host.
+pub fn builtin_status_origin(snap: &Snapshot, scheme: &str, port: u16) -> Option<String> {
+    let host = snap.table.status_hosts.first()?;
+    Some(origin(scheme, host, port))
+}
+
 /// The proxy application: reads the shared snapshot, never writes it.
 pub struct Proxy {
     snapshot: Arc<ArcSwap<Snapshot>>,
@@ -94,9 +116,8 @@ impl Proxy {
     /// `scheme://STATUS-HOST[:port]` of the built-in status page, `None` without a
     /// status host.
     fn status_origin(&self, session: &Session, snap: &Snapshot) -> Option<String> {
-        let host = snap.table.status_hosts.first()?;
         let (scheme, port) = self.public_scheme_port(session, snap);
-        Some(origin(scheme, host, port))
+        builtin_status_origin(snap, scheme, port)
     }
 }
 
@@ -174,6 +195,48 @@ fn request_target(req: &RequestHeader) -> &[u8] {
         }
         _ => b"/",
     }
+}
+
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces inside), at most
+/// 19 of them so it fits a `u64`.
+pub fn parse_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// What to do with the `Content-Length` fields of a message.
+#[derive(Debug, PartialEq, Eq)]
+enum Length {
+    /// None, or one plain number: leave it.
+    Plain,
+    /// A list of one value (`5, 5`, or several identical fields, RFC 9110 section
+    /// 8.6): replace it with that one value.
+    Repeated(u64),
+    /// Differing values or anything that is not digits.
+    Invalid,
+}
+
+fn content_length(headers: &http::HeaderMap) -> Length {
+    let mut fields = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = fields.next() else {
+        return Length::Plain;
+    };
+    if fields.next().is_none() && parse_length(first.as_bytes()).is_some() {
+        return Length::Plain;
+    }
+    let mut value = None;
+    for field in headers.get_all(http::header::CONTENT_LENGTH) {
+        for part in field.as_bytes().split(|&b| b == b',') {
+            match parse_length(part) {
+                Some(n) if value.is_none_or(|v| v == n) => value = Some(n),
+                _ => return Length::Invalid,
+            }
+        }
+    }
+    value.map_or(Length::Invalid, Length::Repeated)
 }
 
 /// Request bodies up to this size sent to a site that is not proxied (offline, unknown
@@ -353,8 +416,8 @@ impl ProxyHttp for Proxy {
         ctx.site = idx;
         let state = snap.states[idx as usize];
         let site = &snap.table.sites[idx as usize];
-        let acme = self.scheme == Scheme::Http
-            && request_target(session.req_header()).starts_with(ACME_CHALLENGE_PREFIX);
+        let acme =
+            self.scheme == Scheme::Http && is_acme_challenge(request_target(session.req_header()));
         if !acme {
             let https = request_host(session.req_header())
                 .ok()
@@ -480,6 +543,12 @@ impl ProxyHttp for Proxy {
         if let Some(target) = origin_form {
             upstream.set_raw_path(&target)?;
         }
+        // Pingora accepts identical repeated values (`Content-Length: 5, 5`, RFC 9110
+        // section 8.6) and reads one body of that length: the upstream gets that one
+        // value, never a list it might read differently.
+        if let Length::Repeated(n) = content_length(&upstream.headers) {
+            upstream.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
+        }
         let host = request_host(session.req_header()).ok().map(<[u8]>::to_vec);
         if let Some(host) = host {
             upstream.insert_header("x-forwarded-host", host.as_slice())?;
@@ -489,6 +558,38 @@ impl ProxyHttp for Proxy {
                 || upstream.uri.authority().is_some()
             {
                 upstream.insert_header(http::header::HOST, host.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // Three digits is all the parser checks; a status outside 100-599 is garbage.
+        let status = upstream_response.status.as_u16();
+        if !(100..=599).contains(&status) {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                format!("upstream answered with status {status}"),
+            )
+            .into_up());
+        }
+        // Clients disagree on `+5` or `5, 6`: refuse them; say a repeated value once.
+        match content_length(&upstream_response.headers) {
+            Length::Plain => {}
+            Length::Repeated(n) => {
+                upstream_response.insert_header(http::header::CONTENT_LENGTH, n.to_string())?
+            }
+            Length::Invalid => {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "upstream answered with an invalid Content-Length",
+                )
+                .into_up())
             }
         }
         Ok(())

@@ -150,6 +150,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         tls: Arc::new(tls),
         acceptor: tls_acceptor,
         fast: crate::fast::FastPath::new(daemon.snapshot()),
+        snapshot: daemon.snapshot(),
     });
 
     for (proto, list) in [("http", &http), ("https", &https)] {
@@ -322,32 +323,35 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// A new connection must send its first bytes within this time or it is closed.
 pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// HTTP/1.1 or prior-knowledge HTTP/2, from the first bytes; `None` when the client
-/// closed or sent nothing in time.
+/// The first bytes of a plain-HTTP connection, read (not peeked, so a client that
+/// stops mid-preface or closes costs nothing while it waits), and whether they are the
+/// prior-knowledge HTTP/2 preface. `None` when the client closed or sent nothing in
+/// [`FIRST_BYTES_TIMEOUT`], or sent only a prefix of the preface within
+/// `guard::REQUEST_HEAD_TIMEOUT` of its first byte.
 ///
 /// Pingora's own h2c detection waits for 24 bytes with no deadline, so a short HTTP/1
 /// request (`GET / HTTP/1.0` + CRLF CRLF) would hang and an idle connection would stay
 /// forever; this decides as soon as the bytes differ from the preface.
-async fn detect_h2c(stream: &tokio::net::TcpStream) -> Option<bool> {
-    let mut buf = [0u8; 24];
-    let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
+async fn first_bytes(stream: &mut tokio::net::TcpStream) -> Option<(bool, Vec<u8>, Instant)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(4096);
+    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_buf(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return None,
+    }
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + crate::guard::REQUEST_HEAD_TIMEOUT);
     loop {
-        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
-            Ok(Ok(n)) => n,
-        };
+        let n = buf.len().min(H2_PREFACE.len());
         if buf[..n] != H2_PREFACE[..n] {
-            return Some(false);
+            return Some((false, buf, start));
         }
         if n == H2_PREFACE.len() {
-            return Some(true);
+            return Some((true, buf, start));
         }
-        // A strict prefix of the preface so far: wait for more (peek does not consume).
-        if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5)))
-            .await
-            .is_err()
-        {
-            return None;
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
         }
     }
 }
@@ -361,6 +365,8 @@ pub struct Apps {
     pub acceptor: Option<Arc<pingora::listeners::tls::Acceptor>>,
     /// Plain-HTTP/1.1 requests it can answer itself (see `fast`); the rest go to `h1`.
     pub fast: crate::fast::FastPath,
+    /// The routing snapshot, for requests refused before any proxy hook runs.
+    pub snapshot: Arc<arc_swap::ArcSwap<crate::routes::Snapshot>>,
 }
 
 /// A TLS handshake must complete within this time.
@@ -417,22 +423,28 @@ async fn accept_loop(
                 let guard = conns.enter();
                 tokio::spawn(async move {
                     let _guard = guard;
-                    let h2 = if tls {
-                        false
+                    let mut tcp = tcp;
+                    let (h2, mut unanswered, mut head_start) = if tls {
+                        (false, Vec::new(), Instant::now())
                     } else {
-                        match detect_h2c(&tcp).await {
-                            Some(h2) => h2,
+                        match first_bytes(&mut tcp).await {
+                            Some(first) => first,
                             None => return,
                         }
                     };
-                    let mut unanswered = Vec::new();
                     let tcp = if tls || h2 {
                         tcp
                     } else {
-                        match apps.fast.serve(tcp, peer, &mut fast_shutdown).await {
+                        let initial = std::mem::take(&mut unanswered);
+                        match apps
+                            .fast
+                            .serve(tcp, peer, initial, head_start, &mut fast_shutdown)
+                            .await
+                        {
                             crate::fast::End::Closed => return,
-                            crate::fast::End::Fallback(tcp, read) => {
+                            crate::fast::End::Fallback(tcp, read, start) => {
                                 unanswered = read;
+                                head_start = start;
                                 tcp
                             }
                         }
@@ -471,13 +483,23 @@ async fn accept_loop(
                         );
                         let mut stream: pingora::protocols::Stream = Box::new(stream);
                         if !h2 {
-                            stream = Box::new(crate::guard::Guarded::new(stream));
+                            stream = Box::new(crate::guard::Guarded::new(
+                                stream,
+                                Instant::now(),
+                                apps.snapshot.clone(),
+                                Some(peer.ip()),
+                            ));
                         }
                         let _ = apps.tls.process_new(stream, &shutdown).await;
                     } else {
                         let mut stream: pingora::protocols::Stream = Box::new(stream);
                         if !h2 {
-                            stream = Box::new(crate::guard::Guarded::new(stream));
+                            stream = Box::new(crate::guard::Guarded::new(
+                                stream,
+                                head_start,
+                                apps.snapshot.clone(),
+                                Some(peer.ip()),
+                            ));
                         }
                         let app = if h2 { &apps.h2c } else { &apps.h1 };
                         let _ = app.process_new(stream, &shutdown).await;
