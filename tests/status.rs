@@ -93,6 +93,60 @@ fn offline_visitor_is_redirected_to_the_site_page_carrying_the_url_asked_for() {
     assert_eq!(origin.request_count(), 1);
 }
 
+/// Longest request target offramp accepts (`guard::MAX_REQUEST_TARGET`); longer gets 414.
+const MAX_TARGET: usize = 8 * 1024;
+
+#[test]
+fn a_url_too_long_to_carry_still_reaches_the_maintenance_page_without_from() {
+    let origin = TestOrigin::start("o");
+    let o = with_status(&origin);
+    let port = o.addr().port();
+    let host = format!("cloud.home.example:{port}");
+    let page = "/maintenance/cloud";
+    let status = format!("{STATUS}:{port}");
+
+    // 5,400 bytes of path are accepted, but percent-encoded in `from` they would make
+    // a target of over 10 KiB on the status host: `from` is left out.
+    let long = "/a".repeat(2700);
+    let r = o.get(&host, &long);
+    assert_eq!(r.status, 302);
+    let want = format!("http://{status}{page}");
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    let p = o.get(&status, page);
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert!(p.text().contains("cloud is down for maintenance"));
+
+    // At exactly the limit `from` is carried and the status host serves the page with
+    // the way back; one byte more and it is left out, the page still served.
+    let prefix = format!("http://{host}/");
+    let fill = MAX_TARGET - format!("{page}?from=").len() - enc(&prefix).len();
+    for (n, carried) in [(fill, true), (fill + 1, false)] {
+        let path = format!("/{}", "a".repeat(n));
+        let r = o.get(&host, &path);
+        assert_eq!(r.status, 302, "{n}");
+        let loc = r.header("location").expect("location").to_string();
+        let (h, target) = split(&loc);
+        assert_eq!(h, status);
+        if carried {
+            assert_eq!(
+                target,
+                format!("{page}?from={}", enc(&format!("http://{host}{path}")))
+            );
+            assert_eq!(target.len(), MAX_TARGET);
+        } else {
+            assert_eq!(target, page);
+        }
+        let p = o.get(&h, &target);
+        assert_eq!(p.status, 200, "{n}: {}", p.text());
+        assert_eq!(
+            p.text()
+                .contains(&format!("data-return=\"http://{host}{path}\"")),
+            carried,
+            "{n}"
+        );
+    }
+}
+
 #[test]
 fn maintenance_page_shows_the_reason_and_end_then_sends_the_visitor_back() {
     let origin = TestOrigin::start("o");
