@@ -695,7 +695,7 @@ fn check_command_reports_every_error_with_file_line_and_key() {
     assert_eq!(out.code, Some(0), "{out:?}");
 
     let bad = dir.path().join("bad.toml");
-    let text = "[server]\nhttp = \"127.0.0.1:0\"\nthreds = 2\n\n[maintenance]\nstatus_page = \"https://status.example.com\"\ncode = 301\n\n[[site]]\nname = \"blog\"\nhosts = [\"a.example\"]\nupstream = \"ftp://x\"\n\n[[site]]\nname = \"blog\"\nhosts = [\"a.example\"]\nupstream = \"http://127.0.0.1:1\"\n";
+    let text = "[server]\nhttp = \"127.0.0.1:0\"\nthreds = 2\n\n[maintenance]\nstatus_page = \"https://status.example.com\"\ncode = 301\n\n[[site]]\nname = \"blog\"\nhosts = [\"a.example\"]\nupstream = \"ftp://x\"\n\n[[site]]\nname = \"blog\"\nhosts = [\"a.example\"]\nupstream = \"http://127.0.0.1:1\"\n\n[[site]]\nname = \"empty\"\nhosts = []\nupstream = \"http://127.0.0.1:1\"\n";
     std::fs::write(&bad, text).expect("write");
     let out = cli(&["check", "-c", bad.to_str().expect("utf8")]);
     assert_eq!(out.code, Some(1), "{out:?}");
@@ -709,6 +709,7 @@ fn check_command_reports_every_error_with_file_line_and_key() {
         "upstream",
         "name",
         "a.example",
+        "bad.toml:21: site[3].hosts: needs at least one host name",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }

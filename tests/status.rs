@@ -530,4 +530,10 @@ links = [{{ name = \"x\", url = \"javascript:alert(1)\" }}, {{ url = \"https://a
         assert!(out.stderr.contains(needle), "{needle}:\n{}", out.stderr);
     }
     assert!(out.stderr.contains("offramp.toml:"), "{}", out.stderr);
+    // The link whose url is invalid has that error only, not also "missing".
+    assert!(
+        !out.stderr.contains("status.links[1].url: missing"),
+        "{}",
+        out.stderr
+    );
 }
