@@ -208,6 +208,10 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
         return Err(HostError::Malformed);
     }
     let ipv6 = name[0] == b'[';
+    // One trailing dot is a fully-qualified name; a second is an empty label (`a.b..`).
+    if !ipv6 && name.ends_with(b".") {
+        return Err(HostError::Malformed);
+    }
     for (i, &b) in name.iter().enumerate() {
         let ok = b.is_ascii_alphanumeric()
             || b == b'-'
@@ -302,6 +306,9 @@ mod tests {
             b"[::1",
             b"\xffcloud",
             b"cloud.example:123456",
+            b"cloud.example..",
+            b"cloud.example..:80",
+            b"..",
         ] {
             assert_eq!(t.lookup(bad), Err(HostError::Malformed), "{bad:?}");
         }

@@ -125,6 +125,8 @@ fn unknown_host_404_missing_or_malformed_host_400() {
         "blog.home.example:notaport",
         "[::1",
         "a..b",
+        "blog.home.example..",
+        "blog.home.example..:80",
         "@evil",
         "",
     ] {

@@ -416,6 +416,7 @@ fn embed_script_page_script_404_405_and_head() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("data-poll"));
     assert_eq!(c.get(STATUS, "/nope").status, 404);
+    assert_eq!(c.get(STATUS, "/index.html").status, 404);
     assert_eq!(c.get(STATUS, "/maintenance/nope").status, 404);
     let r = c.request("POST", STATUS, "/", &[], b"x=1");
     assert_eq!(r.status, 405);

@@ -600,7 +600,7 @@ fn parse_site(
 
 /// `cloud.example`, `*.cloud.example` → lower-cased pattern.
 fn parse_host_pattern(h: &str) -> Result<HostPattern, String> {
-    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+    let lower = h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase();
     if let Some(suffix) = lower.strip_prefix("*.") {
         if suffix.contains('*') || !valid_host(suffix) {
             return Err(format!("{h:?} is not a valid host name or *. wildcard"));
@@ -689,7 +689,7 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection, StatusSpa
         match name {
             "hosts" => {
                 for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
-                    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+                    let lower = h.strip_suffix('.').unwrap_or(&h).to_ascii_lowercase();
                     if lower.contains('*') {
                         ctx.err(
                             &span,

@@ -212,7 +212,7 @@ fn upstream_and_host_shapes() {
             "{bad} accepted"
         );
     }
-    for bad in ["a.*.example", "a.example:80", "a b", "*"] {
+    for bad in ["a.*.example", "a.example:80", "a b", "*", "a.example.."] {
         let text = format!("[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[[site]]\nname = \"a\"\nhosts = [\"{bad}\"]\nupstream = \"http://127.0.0.1:1\"\n");
         assert!(
             errors(&text).iter().any(|e| e.key == "site[1].hosts"),

@@ -207,7 +207,7 @@ pub fn handle(
     };
     let path = std::str::from_utf8(path).unwrap_or("");
     match path {
-        "/" | "/index.html" => Reply::html(200, pages::overview(view)),
+        "/" => Reply::html(200, pages::overview(view)),
         "/api/v2/summary.json" => Reply::json(&api::summary(view, origin)),
         "/api/v2/status.json" => Reply::json(&api::status(view, origin)),
         "/api/v2/components.json" => Reply::json(&api::components(view, origin)),
