@@ -538,3 +538,44 @@ links = [{{ name = \"x\", url = \"javascript:alert(1)\" }}, {{ url = \"https://a
         out.stderr
     );
 }
+
+/// A `builtin` site whose upstream refuses connections, with a status host.
+fn refused_upstream() -> Offramp {
+    let text = format!(
+        "{}[maintenance]\nstatus_page = \"builtin\"\n\
+[[site]]\nname = \"down\"\nhosts = [\"down.home.example\"]\nupstream = \"http://{}\"\n\n{}",
+        server_section(""),
+        dead_port(),
+        status_section()
+    );
+    Offramp::start(&text)
+}
+
+/// The 502 page of a `builtin` site links to the status page's overview.
+fn assert_502_links_the_status_page(o: &Offramp, method: &str, body: &[u8]) {
+    let port = o.addr().port();
+    let r = o
+        .conn()
+        .request(method, "down.home.example", "/x", &[], body);
+    assert_eq!(r.status, 502, "{method}");
+    let link = format!("<a href=\"http://{STATUS}:{port}/\">");
+    assert!(
+        r.text().contains(&link),
+        "{method}: no {link} in\n{}",
+        r.text()
+    );
+}
+
+#[test]
+fn upstream_error_page_links_the_status_page_for_a_request_with_a_body() {
+    let o = refused_upstream();
+    assert_502_links_the_status_page(&o, "POST", b"x=1");
+}
+
+#[test]
+#[ignore = "needs the fast.rs fix"]
+fn upstream_error_page_links_the_status_page_for_a_plain_get() {
+    // A GET without a body is answered on the plain-HTTP fast path.
+    let o = refused_upstream();
+    assert_502_links_the_status_page(&o, "GET", b"");
+}
