@@ -94,6 +94,10 @@ impl Proxy {
     /// `scheme://STATUS-HOST[:port]` of the built-in status page, `None` without a
     /// status host.
     fn status_origin(&self, session: &Session, snap: &Snapshot) -> Option<String> {
+        // `[status] url` is the public address, whatever listener the request came in on.
+        if let Some(url) = &snap.table.status_origin {
+            return Some(url.to_string());
+        }
         let host = snap.table.status_hosts.first()?;
         let (scheme, port) = self.public_scheme_port(session, snap);
         Some(origin(scheme, host, port))

@@ -32,6 +32,10 @@ pub struct RouteTable {
     /// `[status] hosts`: names offramp serves the built-in status page on; the first
     /// is where offline visitors of a `builtin` site are sent.
     pub status_hosts: Vec<Box<str>>,
+    /// `[status] url`: the status page's public origin (`https://status.home.example`).
+    /// When set, `builtin` redirects and links use it as it is, instead of the first
+    /// status host with the scheme and port of the listener a request came in on.
+    pub status_origin: Option<Box<str>>,
 }
 
 /// Everything the proxy needs about one site.
@@ -112,6 +116,11 @@ impl RouteTable {
                 .iter()
                 .flat_map(|s| s.hosts.iter().map(|h| h.as_str().into()))
                 .collect(),
+            status_origin: config
+                .status
+                .as_ref()
+                .and_then(|s| s.url.as_deref())
+                .map(Into::into),
         }
     }
 

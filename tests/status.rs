@@ -579,3 +579,63 @@ fn upstream_error_page_links_the_status_page_for_a_plain_get() {
     let o = refused_upstream();
     assert_502_links_the_status_page(&o, "GET", b"");
 }
+
+/// `[status] url`: the public address of the status page, for offramp behind a port
+/// forward or another proxy (the listener's own scheme and port would be wrong).
+fn with_public_url(origin: &TestOrigin, maintenance: &str) -> Offramp {
+    // A `builtin` site whose upstream refuses connections, then [status] with `url`.
+    let tail = format!(
+        "[[site]]\nname = \"down\"\nhosts = [\"down.home.example\"]\nupstream = \"http://{}\"\n\n\
+{}url = \"https://Status.Home.Example/\"\n",
+        dead_port(),
+        status_section(),
+    );
+    Offramp::start(&config(origin, maintenance, &tail))
+}
+
+#[test]
+fn status_url_is_where_offline_visitors_go_and_what_pages_link() {
+    let origin = TestOrigin::start("o");
+    let o = with_public_url(&origin, "");
+    let port = o.addr().port();
+    let public = "https://status.home.example";
+
+    // The redirect goes to the configured address, not to this listener's port.
+    let from = format!("http://cloud.home.example:{port}/x?y=1");
+    let r = o.get(&format!("cloud.home.example:{port}"), "/x?y=1");
+    assert_eq!(r.status, 302);
+    let want = format!("{public}/maintenance/cloud?from={}", enc(&from));
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    assert!(r.text().contains(&format!("href=\"{public}/maintenance/")));
+    // What the port forward delivers to offramp: the page, with the way back.
+    let (_, target) = split(&want);
+    let p = o.get(STATUS, &target);
+    assert_eq!(p.status, 200);
+    assert!(p.text().contains(&format!("data-return=\"{from}\"")));
+    // The API's absolute links.
+    let s = o
+        .get(&format!("{STATUS}:{port}"), "/api/v2/summary.json")
+        .json();
+    assert_eq!(s["page"]["url"], public);
+    // The 502 page of a builtin site (a request with a body: the Pingora path).
+    let r = o
+        .conn()
+        .request("POST", "down.home.example", "/", &[], b"x=1");
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains(&format!("<a href=\"{public}/\">")),
+        "{}",
+        r.text()
+    );
+
+    // code = 503: the maintenance page served in place links there too.
+    let o = with_public_url(&origin, "code = 503");
+    let r = o.get("cloud.home.example", "/");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text()
+            .contains(&format!("href=\"{public}/maintenance/cloud\"")),
+        "{}",
+        r.text()
+    );
+}

@@ -681,7 +681,9 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection, StatusSpa
         hosts: Vec::new(),
         title: "Status".into(),
         links: Vec::new(),
+        url: None,
     };
+    let mut url = None;
     let mut spans = StatusSpans::default();
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
@@ -716,10 +718,49 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection, StatusSpa
                 }
             }
             "links" => s.links = parse_links(ctx, &key, v),
-            _ => ctx.unknown(&key, &k.span(), &["hosts", "title", "links"]),
+            "url" => {
+                if let Some(u) = ctx.string(&key, v) {
+                    match parse_public_url(&u) {
+                        Ok(u) => url = Some((u, v.span())),
+                        Err(e) => ctx.err(&v.span(), &key, e),
+                    }
+                }
+            }
+            _ => ctx.unknown(&key, &k.span(), &["hosts", "title", "links", "url"]),
+        }
+    }
+    if let Some((u, span)) = url {
+        if s.hosts.iter().any(|h| h == u.host()) {
+            s.url = Some(u.origin);
+        } else {
+            ctx.err(
+                &span,
+                "status.url",
+                format!(
+                    "{:?}: its host {} is not one of [status] hosts",
+                    u.raw,
+                    u.host()
+                ),
+            );
         }
     }
     (s, spans)
+}
+
+/// `[status] url`: `http(s)://host[:port]`, at most a trailing `/` for a path (the
+/// status pages are served at the root of a status host).
+fn parse_public_url(raw: &str) -> Result<StatusUrl, String> {
+    let lower = raw.to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err(format!("{raw:?} is not an http:// or https:// URL"));
+    }
+    let u = StatusUrl::parse(raw)?;
+    if !u.path.is_empty() {
+        return Err(format!(
+            "{raw:?} has a path: the status page is served at the root of its host, write scheme://host[:port] only"
+        ));
+    }
+    Ok(u)
 }
 
 /// `links = [{ name = "Home", url = "https://home.example" }, ...]`

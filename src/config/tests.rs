@@ -325,3 +325,39 @@ fn certificate_errors_have_the_line_of_their_key() {
         );
     }
 }
+
+#[test]
+fn status_url_is_a_public_origin_of_a_status_host() {
+    let base = "[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[status]\nhosts = [\"status.example\", \"s2.example\"]\n";
+    let url =
+        |u: &str| parse(&format!("{base}url = {u:?}\n")).map(|c| c.status.and_then(|s| s.url));
+    assert_eq!(
+        url("HTTPS://Status.Example/").unwrap(),
+        Some("https://status.example".to_string())
+    );
+    assert_eq!(
+        url("http://s2.example:8080").unwrap(),
+        Some("http://s2.example:8080".to_string())
+    );
+    assert_eq!(parse(base).unwrap().status.unwrap().url, None);
+    for (bad, why) in [
+        ("https://other.example", "is not one of [status] hosts"),
+        ("https://status.example/status", "has a path"),
+        ("https://status.example/?x=1", "must not have a query"),
+        ("ftp://status.example", "is not an http:// or https:// URL"),
+        ("status.example", "is not an http:// or https:// URL"),
+        ("https://user@status.example", "user information"),
+    ] {
+        let errs = url(bad).expect_err(bad).0;
+        assert_eq!(errs.len(), 1, "{bad}: {errs:#?}");
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (7, "status.url"),
+            "{bad}"
+        );
+        assert!(errs[0].message.contains(why), "{bad}: {}", errs[0].message);
+    }
+    // The check does not depend on the order of the keys.
+    let text = "[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[status]\nurl = \"https://status.example\"\nhosts = [\"status.example\"]\n";
+    assert!(parse(text).is_ok());
+}
