@@ -159,20 +159,42 @@ pub fn redirect_back_page(location: &str) -> String {
 
 /// `Location` for an offline site whose status page is the built-in one: its page on
 /// the status host, carrying the URL the visitor asked for (`from`, percent-encoded).
+///
+/// `from` is left out when it would make the page's request target (path and query)
+/// longer than offramp itself accepts ([`crate::guard::MAX_REQUEST_TARGET`]): the
+/// visitor then still sees the page, only without the way back. A URL within that
+/// limit can triple in length once encoded, so this is not hypothetical.
 pub fn builtin_location(status_origin: &str, site: &str, from: &str) -> String {
-    let mut out = String::with_capacity(status_origin.len() + site.len() + from.len() * 2 + 20);
+    let page_len = crate::status::MAINTENANCE_PREFIX.len() + site.len();
+    let from_len: usize = from
+        .bytes()
+        .map(|b| if is_unreserved(b) { 1 } else { 3 })
+        .sum();
+    let with_from = page_len + FROM_PARAM.len() + from_len <= crate::guard::MAX_REQUEST_TARGET;
+    let mut out =
+        String::with_capacity(status_origin.len() + page_len + FROM_PARAM.len() + from_len);
     out.push_str(status_origin);
     out.push_str(crate::status::MAINTENANCE_PREFIX);
     out.push_str(site);
-    out.push_str("?from=");
-    for &b in from.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
+    if with_from {
+        out.push_str(FROM_PARAM);
+        for &b in from.as_bytes() {
+            if is_unreserved(b) {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
         }
     }
     out
+}
+
+/// The query of a maintenance page's URL, up to the encoded `from` URL.
+const FROM_PARAM: &str = "?from=";
+
+/// RFC 3986 unreserved: the only bytes a query parameter's value carries as they are.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// 404 for a host no site claims.
@@ -294,5 +316,33 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
         );
         assert!(redirect_page("https://s/\"><script>").contains("&quot;&gt;&lt;script&gt;"));
+    }
+
+    #[test]
+    fn builtin_location_leaves_out_a_from_too_long_for_the_status_host() {
+        let origin = "http://status.example:8080";
+        assert_eq!(
+            builtin_location(origin, "cloud", "http://cloud.example/a b?x=1"),
+            "http://status.example:8080/maintenance/cloud?from=http%3A%2F%2Fcloud.example%2Fa%20b%3Fx%3D1"
+        );
+        // The target on the status host is at most what offramp accepts: exactly at the
+        // limit `from` is kept, one byte over it is left out.
+        let page = "/maintenance/cloud?from=";
+        let fill = crate::guard::MAX_REQUEST_TARGET - page.len() - "http%3A%2F%2Fc%2F".len();
+        let from = format!("http://c/{}", "a".repeat(fill));
+        let loc = builtin_location(origin, "cloud", &from);
+        assert_eq!(loc.len() - origin.len(), crate::guard::MAX_REQUEST_TARGET);
+        assert!(loc.ends_with(&"a".repeat(fill)));
+        let from = format!("http://c/{}", "a".repeat(fill + 1));
+        assert_eq!(
+            builtin_location(origin, "cloud", &from),
+            "http://status.example:8080/maintenance/cloud"
+        );
+        // Slashes triple in length: a 5,400-byte path is well over the limit encoded.
+        let from = format!("http://c{}", "/a".repeat(2700));
+        assert_eq!(
+            builtin_location(origin, "cloud", &from),
+            "http://status.example:8080/maintenance/cloud"
+        );
     }
 }

@@ -57,8 +57,13 @@ pub fn is_acme_challenge(target: &[u8]) -> bool {
 }
 
 /// `scheme://STATUS-HOST[:port]` of the built-in status page for a request that came in
-/// on a listener of this scheme and port; `None` without a status host.
+/// on a listener of this scheme and port (or `[status] url` when set); `None` without a
+/// status host.
 pub fn builtin_status_origin(snap: &Snapshot, scheme: &str, port: u16) -> Option<String> {
+    // `[status] url` is the public address, whatever listener the request came in on.
+    if let Some(url) = &snap.table.status_origin {
+        return Some(url.to_string());
+    }
     let host = snap.table.status_hosts.first()?;
     Some(origin(scheme, host, port))
 }

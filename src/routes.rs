@@ -32,6 +32,10 @@ pub struct RouteTable {
     /// `[status] hosts`: names offramp serves the built-in status page on; the first
     /// is where offline visitors of a `builtin` site are sent.
     pub status_hosts: Vec<Box<str>>,
+    /// `[status] url`: the status page's public origin (`https://status.home.example`).
+    /// When set, `builtin` redirects and links use it as it is, instead of the first
+    /// status host with the scheme and port of the listener a request came in on.
+    pub status_origin: Option<Box<str>>,
 }
 
 /// Everything the proxy needs about one site.
@@ -112,6 +116,11 @@ impl RouteTable {
                 .iter()
                 .flat_map(|s| s.hosts.iter().map(|h| h.as_str().into()))
                 .collect(),
+            status_origin: config
+                .status
+                .as_ref()
+                .and_then(|s| s.url.as_deref())
+                .map(Into::into),
         }
     }
 
@@ -208,6 +217,10 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
         return Err(HostError::Malformed);
     }
     let ipv6 = name[0] == b'[';
+    // One trailing dot is a fully-qualified name; a second is an empty label (`a.b..`).
+    if !ipv6 && name.ends_with(b".") {
+        return Err(HostError::Malformed);
+    }
     for (i, &b) in name.iter().enumerate() {
         let ok = b.is_ascii_alphanumeric()
             || b == b'-'
@@ -302,6 +315,9 @@ mod tests {
             b"[::1",
             b"\xffcloud",
             b"cloud.example:123456",
+            b"cloud.example..",
+            b"cloud.example..:80",
+            b"..",
         ] {
             assert_eq!(t.lookup(bad), Err(HostError::Malformed), "{bad:?}");
         }

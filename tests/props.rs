@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use offramp::config::{Config, HostPattern, StatusUrl};
 use offramp::control::{handle, Request};
 use offramp::daemon::Daemon;
-use offramp::maintenance::location;
+use offramp::maintenance::{builtin_location, location};
 use offramp::routes::{normalized_host, RouteTable};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -87,6 +87,7 @@ fn check_valid(c: &Config) {
         );
         assert!(names.insert(s.name.clone()), "duplicate site {}", s.name);
         assert!(!s.upstreams.is_empty(), "site {} without upstreams", s.name);
+        assert!(!s.hosts.is_empty(), "site {} without hosts", s.name);
         for h in &s.hosts {
             assert!(hosts.insert(h.clone()), "host {h} twice");
         }
@@ -443,6 +444,36 @@ proptest! {
         prop_assert!(after.is_empty() || after.starts_with('/'), "{}", loc);
         if !keep_uri {
             prop_assert!(loc == prefix || loc == format!("{prefix}/"), "{}", loc);
+        }
+    }
+
+    #[test]
+    fn builtin_redirect_targets_are_never_too_long_for_the_status_host(
+        pieces in proptest::collection::vec(target(), 0..40),
+        repeat in 1usize..120,
+        site in "[a-z0-9-]{1,63}",
+    ) {
+        // URLs of every length up to and past what a visitor may send.
+        let path = String::from_utf8_lossy(&pieces.concat()).repeat(repeat);
+        let from = format!("http://site.example/{path}");
+        let origin = "https://status.example:8443";
+        let loc = builtin_location(origin, &site, &from);
+        let target = &loc[origin.len()..];
+        prop_assert!(target.len() <= offramp::guard::MAX_REQUEST_TARGET, "{} bytes", target.len());
+        let page = format!("/maintenance/{site}");
+        // Either the way back is carried whole, or it is left out entirely.
+        match target.strip_prefix(&page) {
+            Some("") => {}
+            Some(query) => {
+                let encoded = query.strip_prefix("?from=").unwrap_or("?");
+                prop_assert!(
+                    encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                    "{}", query
+                );
+                let unescaped = encoded.split('%').count() - 1;
+                prop_assert_eq!(encoded.len() - 2 * unescaped, from.len());
+            }
+            None => prop_assert!(false, "{} is not {}", target, page),
         }
     }
 

@@ -93,6 +93,60 @@ fn offline_visitor_is_redirected_to_the_site_page_carrying_the_url_asked_for() {
     assert_eq!(origin.request_count(), 1);
 }
 
+/// Longest request target offramp accepts (`guard::MAX_REQUEST_TARGET`); longer gets 414.
+const MAX_TARGET: usize = 8 * 1024;
+
+#[test]
+fn a_url_too_long_to_carry_still_reaches_the_maintenance_page_without_from() {
+    let origin = TestOrigin::start("o");
+    let o = with_status(&origin);
+    let port = o.addr().port();
+    let host = format!("cloud.home.example:{port}");
+    let page = "/maintenance/cloud";
+    let status = format!("{STATUS}:{port}");
+
+    // 5,400 bytes of path are accepted, but percent-encoded in `from` they would make
+    // a target of over 10 KiB on the status host: `from` is left out.
+    let long = "/a".repeat(2700);
+    let r = o.get(&host, &long);
+    assert_eq!(r.status, 302);
+    let want = format!("http://{status}{page}");
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    let p = o.get(&status, page);
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert!(p.text().contains("cloud is down for maintenance"));
+
+    // At exactly the limit `from` is carried and the status host serves the page with
+    // the way back; one byte more and it is left out, the page still served.
+    let prefix = format!("http://{host}/");
+    let fill = MAX_TARGET - format!("{page}?from=").len() - enc(&prefix).len();
+    for (n, carried) in [(fill, true), (fill + 1, false)] {
+        let path = format!("/{}", "a".repeat(n));
+        let r = o.get(&host, &path);
+        assert_eq!(r.status, 302, "{n}");
+        let loc = r.header("location").expect("location").to_string();
+        let (h, target) = split(&loc);
+        assert_eq!(h, status);
+        if carried {
+            assert_eq!(
+                target,
+                format!("{page}?from={}", enc(&format!("http://{host}{path}")))
+            );
+            assert_eq!(target.len(), MAX_TARGET);
+        } else {
+            assert_eq!(target, page);
+        }
+        let p = o.get(&h, &target);
+        assert_eq!(p.status, 200, "{n}: {}", p.text());
+        assert_eq!(
+            p.text()
+                .contains(&format!("data-return=\"http://{host}{path}\"")),
+            carried,
+            "{n}"
+        );
+    }
+}
+
 #[test]
 fn maintenance_page_shows_the_reason_and_end_then_sends_the_visitor_back() {
     let origin = TestOrigin::start("o");
@@ -362,6 +416,7 @@ fn embed_script_page_script_404_405_and_head() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("data-poll"));
     assert_eq!(c.get(STATUS, "/nope").status, 404);
+    assert_eq!(c.get(STATUS, "/index.html").status, 404);
     assert_eq!(c.get(STATUS, "/maintenance/nope").status, 404);
     let r = c.request("POST", STATUS, "/", &[], b"x=1");
     assert_eq!(r.status, 405);
@@ -476,4 +531,111 @@ links = [{{ name = \"x\", url = \"javascript:alert(1)\" }}, {{ url = \"https://a
         assert!(out.stderr.contains(needle), "{needle}:\n{}", out.stderr);
     }
     assert!(out.stderr.contains("offramp.toml:"), "{}", out.stderr);
+    // The link whose url is invalid has that error only, not also "missing".
+    assert!(
+        !out.stderr.contains("status.links[1].url: missing"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A `builtin` site whose upstream refuses connections, with a status host.
+fn refused_upstream() -> Offramp {
+    let text = format!(
+        "{}[maintenance]\nstatus_page = \"builtin\"\n\
+[[site]]\nname = \"down\"\nhosts = [\"down.home.example\"]\nupstream = \"http://{}\"\n\n{}",
+        server_section(""),
+        dead_port(),
+        status_section()
+    );
+    Offramp::start(&text)
+}
+
+/// The 502 page of a `builtin` site links to the status page's overview.
+fn assert_502_links_the_status_page(o: &Offramp, method: &str, body: &[u8]) {
+    let port = o.addr().port();
+    let r = o
+        .conn()
+        .request(method, "down.home.example", "/x", &[], body);
+    assert_eq!(r.status, 502, "{method}");
+    let link = format!("<a href=\"http://{STATUS}:{port}/\">");
+    assert!(
+        r.text().contains(&link),
+        "{method}: no {link} in\n{}",
+        r.text()
+    );
+}
+
+#[test]
+fn upstream_error_page_links_the_status_page_for_a_request_with_a_body() {
+    let o = refused_upstream();
+    assert_502_links_the_status_page(&o, "POST", b"x=1");
+}
+
+#[test]
+#[ignore = "needs the fast.rs fix"]
+fn upstream_error_page_links_the_status_page_for_a_plain_get() {
+    // A GET without a body is answered on the plain-HTTP fast path.
+    let o = refused_upstream();
+    assert_502_links_the_status_page(&o, "GET", b"");
+}
+
+/// `[status] url`: the public address of the status page, for offramp behind a port
+/// forward or another proxy (the listener's own scheme and port would be wrong).
+fn with_public_url(origin: &TestOrigin, maintenance: &str) -> Offramp {
+    // A `builtin` site whose upstream refuses connections, then [status] with `url`.
+    let tail = format!(
+        "[[site]]\nname = \"down\"\nhosts = [\"down.home.example\"]\nupstream = \"http://{}\"\n\n\
+{}url = \"https://Status.Home.Example/\"\n",
+        dead_port(),
+        status_section(),
+    );
+    Offramp::start(&config(origin, maintenance, &tail))
+}
+
+#[test]
+fn status_url_is_where_offline_visitors_go_and_what_pages_link() {
+    let origin = TestOrigin::start("o");
+    let o = with_public_url(&origin, "");
+    let port = o.addr().port();
+    let public = "https://status.home.example";
+
+    // The redirect goes to the configured address, not to this listener's port.
+    let from = format!("http://cloud.home.example:{port}/x?y=1");
+    let r = o.get(&format!("cloud.home.example:{port}"), "/x?y=1");
+    assert_eq!(r.status, 302);
+    let want = format!("{public}/maintenance/cloud?from={}", enc(&from));
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    assert!(r.text().contains(&format!("href=\"{public}/maintenance/")));
+    // What the port forward delivers to offramp: the page, with the way back.
+    let (_, target) = split(&want);
+    let p = o.get(STATUS, &target);
+    assert_eq!(p.status, 200);
+    assert!(p.text().contains(&format!("data-return=\"{from}\"")));
+    // The API's absolute links.
+    let s = o
+        .get(&format!("{STATUS}:{port}"), "/api/v2/summary.json")
+        .json();
+    assert_eq!(s["page"]["url"], public);
+    // The 502 page of a builtin site (a request with a body: the Pingora path).
+    let r = o
+        .conn()
+        .request("POST", "down.home.example", "/", &[], b"x=1");
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains(&format!("<a href=\"{public}/\">")),
+        "{}",
+        r.text()
+    );
+
+    // code = 503: the maintenance page served in place links there too.
+    let o = with_public_url(&origin, "code = 503");
+    let r = o.get("cloud.home.example", "/");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text()
+            .contains(&format!("href=\"{public}/maintenance/cloud\"")),
+        "{}",
+        r.text()
+    );
 }

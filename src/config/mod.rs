@@ -179,6 +179,11 @@ pub struct StatusSection {
     pub title: String,
     /// Extra links shown on the overview.
     pub links: Vec<StatusLink>,
+    /// `url`: the status page's public origin (`https://status.home.example`, lower-case
+    /// host, no path), one of `hosts`. When set, offline visitors are sent there and
+    /// pages link there, instead of to the first host with the listener's scheme and
+    /// port (which a port forward or a proxy in front of offramp would get wrong).
+    pub url: Option<String>,
 }
 
 /// One `[status] links` entry.

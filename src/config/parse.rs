@@ -44,6 +44,15 @@ impl Ctx<'_> {
         });
     }
 
+    /// An error about a key: at the line of its value when the file sets it, else
+    /// about the file as a whole (the key was left out).
+    fn err_key(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
+        match span {
+            Some(span) => self.err(&span, key, message),
+            None => self.err_file(key, message),
+        }
+    }
+
     /// An error about the file as a whole (no single line to point at).
     fn err_file(&mut self, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
@@ -231,7 +240,11 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
                 _ => ctx.err(&v.span(), "site", "sites are written as [[site]] tables"),
             },
             "status" => status = ctx.table("status", v).map(|t| parse_status(&mut ctx, t)),
-            "demo" => demo = ctx.table("demo", v).and_then(|t| parse_demo(&mut ctx, t)),
+            "demo" => {
+                demo = ctx
+                    .table("demo", v)
+                    .and_then(|t| parse_demo(&mut ctx, t, v.span()))
+            }
             other => ctx.unknown(
                 other,
                 &k.span(),
@@ -242,28 +255,30 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let server = server.unwrap_or_else(|| parse_server(&mut ctx, &DeTable::new(), file));
     let maintenance = maintenance.unwrap_or_else(|| parse_maintenance(&mut ctx, &DeTable::new()));
 
+    let (status, status_spans) = status.unzip();
+    let status_spans = status_spans.unwrap_or_default();
+    let status_with_spans = status.as_ref().map(|s| (s, &status_spans));
     let sites = check_sites(&mut ctx, sites);
-    let listeners_set = root
-        .get_ref()
-        .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == "server")
-        .and_then(|(_, v)| v.get_ref().as_table())
-        .is_some_and(|t| {
-            t.iter()
-                .any(|(k, _)| matches!(k.get_ref().as_ref(), "http" | "https"))
-        });
+    let spans = KeySpans(root.get_ref());
     check_whole(
         &mut ctx,
-        listeners_set,
+        &spans,
         &server,
         &maintenance,
         &sites,
-        status.as_ref(),
+        status_with_spans,
         demo.as_ref(),
     );
 
     let mut warnings = Vec::new();
-    let tls = check_tls(&mut ctx, &server, &sites, status.as_ref(), &mut warnings);
+    let tls = check_tls(
+        &mut ctx,
+        &spans,
+        &server,
+        &sites,
+        status_with_spans,
+        &mut warnings,
+    );
 
     if !ctx.errors.is_empty() {
         ctx.errors.sort_by_key(|e| e.line);
@@ -279,6 +294,26 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         tls,
         warnings,
     })
+}
+
+/// Where the keys that checks across sections complain about are written.
+struct KeySpans<'r, 'i>(&'r DeTable<'i>);
+
+impl KeySpans<'_, '_> {
+    /// Span of the value of `[section] key`, `None` when the file does not set it.
+    fn get(&self, section: &str, key: &str) -> Option<Range<usize>> {
+        let (_, table) = self
+            .0
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == section)?;
+        let DeValue::Table(table) = table.get_ref() else {
+            return None;
+        };
+        table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v.span())
+    }
 }
 
 const SERVER_KEYS: &[&str] = &[
@@ -493,7 +528,11 @@ fn parse_site(
             }
             "hosts" => {
                 spans.hosts = Some(v.span());
-                for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
+                let list = ctx.strings(&key, v);
+                if list.as_ref().is_some_and(Vec::is_empty) {
+                    ctx.err(&v.span(), &key, "needs at least one host name");
+                }
+                for (h, span) in list.unwrap_or_default() {
                     match parse_host_pattern(&h) {
                         Ok(p) => {
                             if site.hosts.contains(&p) {
@@ -561,7 +600,7 @@ fn parse_site(
 
 /// `cloud.example`, `*.cloud.example` → lower-cased pattern.
 fn parse_host_pattern(h: &str) -> Result<HostPattern, String> {
-    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+    let lower = h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase();
     if let Some(suffix) = lower.strip_prefix("*.") {
         if suffix.contains('*') || !valid_host(suffix) {
             return Err(format!("{h:?} is not a valid host name or *. wildcard"));
@@ -630,19 +669,29 @@ fn parse_upstream(u: &str) -> Result<Upstream, String> {
     })
 }
 
-fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> StatusSection {
+/// Where `[status]` keys are, for errors found when comparing sections.
+#[derive(Default)]
+struct StatusSpans {
+    /// One per entry of `StatusSection::hosts`, in the same order.
+    hosts: Vec<Range<usize>>,
+}
+
+fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection, StatusSpans) {
     let mut s = StatusSection {
         hosts: Vec::new(),
         title: "Status".into(),
         links: Vec::new(),
+        url: None,
     };
+    let mut url = None;
+    let mut spans = StatusSpans::default();
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
         let key = format!("status.{name}");
         match name {
             "hosts" => {
                 for (h, span) in ctx.strings(&key, v).unwrap_or_default() {
-                    let lower = h.trim_end_matches('.').to_ascii_lowercase();
+                    let lower = h.strip_suffix('.').unwrap_or(&h).to_ascii_lowercase();
                     if lower.contains('*') {
                         ctx.err(
                             &span,
@@ -655,6 +704,7 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> StatusSection {
                         ctx.err(&span, &key, format!("host {lower} is listed twice"));
                     } else {
                         s.hosts.push(lower);
+                        spans.hosts.push(span);
                     }
                 }
             }
@@ -668,10 +718,49 @@ fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> StatusSection {
                 }
             }
             "links" => s.links = parse_links(ctx, &key, v),
-            _ => ctx.unknown(&key, &k.span(), &["hosts", "title", "links"]),
+            "url" => {
+                if let Some(u) = ctx.string(&key, v) {
+                    match parse_public_url(&u) {
+                        Ok(u) => url = Some((u, v.span())),
+                        Err(e) => ctx.err(&v.span(), &key, e),
+                    }
+                }
+            }
+            _ => ctx.unknown(&key, &k.span(), &["hosts", "title", "links", "url"]),
         }
     }
-    s
+    if let Some((u, span)) = url {
+        if s.hosts.iter().any(|h| h == u.host()) {
+            s.url = Some(u.origin);
+        } else {
+            ctx.err(
+                &span,
+                "status.url",
+                format!(
+                    "{:?}: its host {} is not one of [status] hosts",
+                    u.raw,
+                    u.host()
+                ),
+            );
+        }
+    }
+    (s, spans)
+}
+
+/// `[status] url`: `http(s)://host[:port]`, at most a trailing `/` for a path (the
+/// status pages are served at the root of a status host).
+fn parse_public_url(raw: &str) -> Result<StatusUrl, String> {
+    let lower = raw.to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err(format!("{raw:?} is not an http:// or https:// URL"));
+    }
+    let u = StatusUrl::parse(raw)?;
+    if !u.path.is_empty() {
+        return Err(format!(
+            "{raw:?} has a path: the status page is served at the root of its host, write scheme://host[:port] only"
+        ));
+    }
+    Ok(u)
 }
 
 /// `links = [{ name = "Home", url = "https://home.example" }, ...]`
@@ -691,9 +780,13 @@ fn parse_links(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Vec<StatusLink> {
             continue;
         };
         let (mut name, mut url) = (None, None);
+        // A key that is present but invalid has its own error; "missing" is for absent.
+        let (mut name_seen, mut url_seen) = (false, false);
         for (k, v) in t.iter() {
             let field = k.get_ref().as_ref();
             let fkey = format!("{key}.{field}");
+            name_seen |= field == "name";
+            url_seen |= field == "url";
             match field {
                 "name" => match ctx.string(&fkey, v) {
                     Some(n) if !n.trim().is_empty() && n.len() <= 100 => name = Some(n),
@@ -711,30 +804,36 @@ fn parse_links(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Vec<StatusLink> {
                 _ => ctx.unknown(&fkey, &k.span(), &["name", "url"]),
             }
         }
-        match (name, url) {
-            (Some(name), Some(url)) => links.push(StatusLink { name, url }),
-            (None, _) => ctx.err(
+        if !name_seen {
+            ctx.err(
                 &item.span(),
                 &format!("{key}.name"),
                 "missing: a link needs a name",
-            ),
-            (_, None) => ctx.err(
+            );
+        }
+        if !url_seen {
+            ctx.err(
                 &item.span(),
                 &format!("{key}.url"),
                 "missing: a link needs a url",
-            ),
+            );
+        }
+        if let (Some(name), Some(url)) = (name, url) {
+            links.push(StatusLink { name, url });
         }
     }
     links
 }
 
-fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<Demo> {
+fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>, table: Range<usize>) -> Option<Demo> {
     let mut listen = None;
+    let mut seen = false;
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
         let key = format!("demo.{name}");
         match name {
             "listen" => {
+                seen = true;
                 if let Some(a) = ctx.string(&key, v) {
                     match a.parse::<SocketAddr>() {
                         Ok(addr) => listen = Some(addr),
@@ -747,14 +846,18 @@ fn parse_demo(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<Demo> {
             _ => ctx.unknown(&key, &k.span(), &["listen"]),
         }
     }
-    if listen.is_none() && ctx.errors.is_empty() {
-        ctx.err_file("demo.listen", "missing: the demo origin needs an address");
+    if !seen {
+        ctx.err(
+            &table,
+            "demo.listen",
+            "missing: the demo origin needs an address",
+        );
     }
     listen.map(|listen| Demo { listen })
 }
 
 /// Checks across sites: unique names, each host claimed once.
-fn check_sites(ctx: &mut Ctx<'_>, sites: Vec<(Site, SiteSpans)>) -> Vec<(Site, Range<usize>)> {
+fn check_sites(ctx: &mut Ctx<'_>, sites: Vec<(Site, SiteSpans)>) -> Vec<(Site, SiteSpans)> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut hosts: HashMap<HostPattern, String> = HashMap::new();
     for (i, (site, spans)) in sites.iter().enumerate() {
@@ -794,53 +897,59 @@ fn check_sites(ctx: &mut Ctx<'_>, sites: Vec<(Site, SiteSpans)>) -> Vec<(Site, R
         }
     }
     sites
-        .into_iter()
-        .map(|(s, spans)| (s, spans.table))
-        .collect()
 }
 
 fn check_whole(
     ctx: &mut Ctx<'_>,
-    listeners_set: bool,
+    spans: &KeySpans<'_, '_>,
     server: &Server,
     maintenance: &Maintenance,
-    sites: &[(Site, Range<usize>)],
-    status: Option<&StatusSection>,
+    sites: &[(Site, SiteSpans)],
+    status: Option<(&StatusSection, &StatusSpans)>,
     demo: Option<&Demo>,
 ) {
+    let listeners_set =
+        spans.get("server", "http").is_some() || spans.get("server", "https").is_some();
     if server.http.is_empty() && server.https.is_empty() && !listeners_set {
         ctx.err_file(
             "server.http",
             "no listeners: set [server] http (e.g. http = [\"127.0.0.1:8080\"])",
         );
     }
-    let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
     let listeners = server
         .http
         .iter()
-        .map(|a| (a, "server.http"))
-        .chain(server.https.iter().map(|a| (a, "server.https")))
-        .chain(server.admin.iter().map(|a| (a, "server.admin")))
-        .chain(demo.iter().map(|d| (&d.listen, "demo.listen")));
-    for (addr, key) in listeners {
+        .map(|a| (a, "server", "http"))
+        .chain(server.https.iter().map(|a| (a, "server", "https")))
+        .chain(server.admin.iter().map(|a| (a, "server", "admin")))
+        .chain(demo.iter().map(|d| (&d.listen, "demo", "listen")));
+    for (addr, section, name) in listeners {
         if addr.port() == 0 {
             continue; // each port-0 listener gets its own port
         }
-        if let Some(first) = seen.insert(*addr, key) {
-            ctx.err_file(key, format!("address {addr} is used twice (also {first})"));
+        let key = format!("{section}.{name}");
+        if let Some(first) = seen.get(addr) {
+            let message = format!("address {addr} is used twice (also {first})");
+            ctx.err_key(spans.get(section, name), &key, message);
+        } else {
+            seen.insert(*addr, key);
         }
     }
     if server.control == server.state {
-        ctx.err_file(
+        ctx.err_key(
+            spans
+                .get("server", "state")
+                .or_else(|| spans.get("server", "control")),
             "server.state",
             "the state file and the control socket must be different paths",
         );
     }
     if maintenance.code != OfflineCode::Unavailable && maintenance.status_page.is_none() {
-        for (i, (site, span)) in sites.iter().enumerate() {
+        for (i, (site, spans)) in sites.iter().enumerate() {
             if site.status_page.is_none() {
                 ctx.err(
-                    span,
+                    &spans.table,
                     &format!("site[{}]", i + 1),
                     format!(
                         "site {:?} has no status page to redirect to: set [maintenance] status_page, or status_page on the site, or code = 503",
@@ -850,10 +959,10 @@ fn check_whole(
             }
         }
     }
-    if let Some(st) = status {
-        for h in &st.hosts {
+    if let Some((st, st_spans)) = status {
+        for (h, span) in st.hosts.iter().zip(&st_spans.hosts) {
             let p = HostPattern::Exact(h.clone());
-            if let Some((s, span)) = sites.iter().find(|(s, _)| s.hosts.contains(&p)) {
+            if let Some((s, _)) = sites.iter().find(|(s, _)| s.hosts.contains(&p)) {
                 ctx.err(
                     span,
                     "status.hosts",
@@ -868,17 +977,20 @@ fn check_whole(
 }
 
 /// With HTTPS listeners: loads the certs directory and checks that every site host is
-/// covered by a certificate. Certificate problems are errors naming the file.
+/// covered by a certificate. Certificate problems are errors at `server.certs`, naming
+/// the certificate file.
 fn check_tls(
     ctx: &mut Ctx<'_>,
+    spans: &KeySpans<'_, '_>,
     server: &Server,
-    sites: &[(Site, Range<usize>)],
-    status: Option<&StatusSection>,
+    sites: &[(Site, SiteSpans)],
+    status: Option<(&StatusSection, &StatusSpans)>,
     warnings: &mut Vec<String>,
 ) -> Option<Arc<CertStore>> {
     if server.https.is_empty() {
         if server.redirect_https {
-            ctx.err_file(
+            ctx.err_key(
+                spans.get("server", "redirect_https"),
                 "server.redirect_https",
                 "redirect_https needs HTTPS listeners: set [server] https",
             );
@@ -886,27 +998,29 @@ fn check_tls(
         return None;
     }
     let Some(dir) = &server.certs else {
-        ctx.err_file(
+        ctx.err_key(
+            spans.get("server", "https"),
             "server.certs",
             "HTTPS listeners need certificates: set [server] certs = \"DIR\" (a directory of NAME.crt + NAME.key pairs)",
         );
         return None;
     };
+    let certs_span = spans.get("server", "certs");
     let (store, report) = CertStore::load(dir, time::OffsetDateTime::now_utc());
     let load_failed = !report.errors.is_empty();
     for e in report.errors {
-        ctx.errors.push(ConfigError {
-            file: e.file,
-            line: 0,
-            key: "server.certs".into(),
-            message: e.message,
-        });
+        ctx.err_key(
+            certs_span.clone(),
+            "server.certs",
+            format!("{}: {}", e.file.display(), e.message),
+        );
     }
     for w in report.warnings {
         warnings.push(format!("{}: {}", w.file.display(), w.message));
     }
     if store.pairs.is_empty() && !load_failed {
-        ctx.err_file(
+        ctx.err_key(
+            certs_span,
             "server.certs",
             format!(
                 "no certificate in {} (expected NAME.crt + NAME.key pairs)",
@@ -914,7 +1028,8 @@ fn check_tls(
             ),
         );
     }
-    for (i, (site, span)) in sites.iter().enumerate() {
+    for (i, (site, spans)) in sites.iter().enumerate() {
+        let span = spans.hosts.as_ref().unwrap_or(&spans.table);
         for h in &site.hosts {
             let pattern = match h {
                 HostPattern::Exact(n) => n.clone(),
@@ -933,12 +1048,15 @@ fn check_tls(
             }
         }
     }
-    for h in status.map_or(&[][..], |s| &s.hosts[..]) {
-        if !store.covers(h) {
-            ctx.err_file(
-                "status.hosts",
-                format!("status host {h} has no certificate in {}", dir.display()),
-            );
+    if let Some((st, st_spans)) = status {
+        for (h, span) in st.hosts.iter().zip(&st_spans.hosts) {
+            if !store.covers(h) {
+                ctx.err(
+                    span,
+                    "status.hosts",
+                    format!("status host {h} has no certificate in {}", dir.display()),
+                );
+            }
         }
     }
     Some(Arc::new(store))

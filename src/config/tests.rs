@@ -212,7 +212,7 @@ fn upstream_and_host_shapes() {
             "{bad} accepted"
         );
     }
-    for bad in ["a.*.example", "a.example:80", "a b", "*"] {
+    for bad in ["a.*.example", "a.example:80", "a b", "*", "a.example.."] {
         let text = format!("[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[[site]]\nname = \"a\"\nhosts = [\"{bad}\"]\nupstream = \"http://127.0.0.1:1\"\n");
         assert!(
             errors(&text).iter().any(|e| e.key == "site[1].hosts"),
@@ -227,4 +227,137 @@ fn control_hint_reads_a_broken_file() {
     let f = dir.path().join("o.toml");
     std::fs::write(&f, "[server]\ncontrol = \"x.sock\"\nthreads = \"many\"\n").unwrap();
     assert_eq!(control_path_hint(&f), Some(dir.path().join("x.sock")));
+}
+
+/// The line a message about `key` points at, and its message, for each error about it.
+fn at(errs: &[ConfigError], key: &str) -> Vec<(usize, String)> {
+    errs.iter()
+        .filter(|e| e.key == key)
+        .map(|e| (e.line, e.message.clone()))
+        .collect()
+}
+
+#[test]
+fn a_site_needs_at_least_one_host() {
+    let errs = errors("[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[[site]]\nname = \"a\"\nhosts = []\nupstream = \"http://127.0.0.1:1\"\n");
+    assert_eq!(
+        at(&errs, "site[1].hosts"),
+        [(7, "needs at least one host name".to_string())]
+    );
+}
+
+#[test]
+fn an_invalid_link_is_not_also_reported_missing() {
+    let errs = errors("[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[status]\nhosts = [\"s.example\"]\nlinks = [\n{ name = \"\", url = \"ftp://x\" },\n{ name = \"ok\" },\n]\n");
+    let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(at(&errs, "status.links[1].url").len(), 1, "{shown:#?}");
+    assert!(at(&errs, "status.links[1].url")[0]
+        .1
+        .contains("not an http"));
+    assert_eq!(at(&errs, "status.links[1].name").len(), 1, "{shown:#?}");
+    assert!(at(&errs, "status.links[1].name")[0].1.contains("1 to 100"));
+    assert_eq!(
+        at(&errs, "status.links[2].url"),
+        [(9, "missing: a link needs a url".to_string())]
+    );
+    assert_eq!(errs.len(), 3, "{shown:#?}");
+}
+
+#[test]
+fn errors_about_keys_the_file_sets_have_their_line() {
+    let errs = errors("[server]\nhttp = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:1\"\ncontrol = \"x\"\nstate = \"x\"\nredirect_https = true\n[maintenance]\ncode = 503\n[demo]\n");
+    let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(at(&errs, "server.admin")[0].0, 3, "{shown:#?}");
+    assert_eq!(at(&errs, "server.state")[0].0, 5, "{shown:#?}");
+    assert_eq!(at(&errs, "server.redirect_https")[0].0, 6, "{shown:#?}");
+    // Reported even when the file has other errors.
+    assert_eq!(
+        at(&errs, "demo.listen"),
+        [(9, "missing: the demo origin needs an address".to_string())],
+        "{shown:#?}"
+    );
+    let errs = errors("[server]\nhttp = \"127.0.0.1:1\"\nhttps = \"127.0.0.1:2\"\n");
+    assert_eq!(at(&errs, "server.certs")[0].0, 3, "{errs:#?}");
+}
+
+#[test]
+fn certificate_errors_have_the_line_of_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let text = "[server]\nhttp = \"127.0.0.1:1\"\nhttps = \"127.0.0.1:2\"\ncerts = \"certs\"\n[maintenance]\ncode = 503\n[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\nupstream = \"http://127.0.0.1:1\"\n[status]\nhosts = [\"a-status.test\",\n  \"s.test\"]\n";
+    let file = dir.path().join("tls.toml");
+    let errs = Config::parse(text, &file).unwrap_err().0;
+    let certs_errs = at(&errs, "server.certs");
+    assert_eq!(certs_errs.len(), 1, "{errs:#?}");
+    assert_eq!(certs_errs[0].0, 4);
+    assert!(certs_errs[0].1.starts_with("no certificate in"));
+
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["a.test".into(), "a-status.test".into()]).unwrap();
+    std::fs::write(certs.join("a.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(certs.join("a.key"), cert.key_pair.serialize_pem()).unwrap();
+    let errs = Config::parse(text, &file).unwrap_err().0;
+    assert_eq!(
+        at(&errs, "status.hosts"),
+        [(
+            13,
+            format!(
+                "status host s.test has no certificate in {}",
+                certs.display()
+            )
+        )],
+        "{errs:#?}"
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+
+    // A broken pair: at the line of `certs`, naming the file.
+    std::fs::write(certs.join("b.crt"), "not a certificate").unwrap();
+    std::fs::write(certs.join("b.key"), "not a key").unwrap();
+    let errs = Config::parse(text, &file).unwrap_err().0;
+    let certs_errs = at(&errs, "server.certs");
+    assert!(!certs_errs.is_empty(), "{errs:#?}");
+    for (line, message) in certs_errs {
+        assert_eq!(line, 4);
+        assert!(
+            message.contains(&*certs.join("b.").to_string_lossy()),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn status_url_is_a_public_origin_of_a_status_host() {
+    let base = "[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[status]\nhosts = [\"status.example\", \"s2.example\"]\n";
+    let url =
+        |u: &str| parse(&format!("{base}url = {u:?}\n")).map(|c| c.status.and_then(|s| s.url));
+    assert_eq!(
+        url("HTTPS://Status.Example/").unwrap(),
+        Some("https://status.example".to_string())
+    );
+    assert_eq!(
+        url("http://s2.example:8080").unwrap(),
+        Some("http://s2.example:8080".to_string())
+    );
+    assert_eq!(parse(base).unwrap().status.unwrap().url, None);
+    for (bad, why) in [
+        ("https://other.example", "is not one of [status] hosts"),
+        ("https://status.example/status", "has a path"),
+        ("https://status.example/?x=1", "must not have a query"),
+        ("ftp://status.example", "is not an http:// or https:// URL"),
+        ("status.example", "is not an http:// or https:// URL"),
+        ("https://user@status.example", "user information"),
+    ] {
+        let errs = url(bad).expect_err(bad).0;
+        assert_eq!(errs.len(), 1, "{bad}: {errs:#?}");
+        assert_eq!(
+            (errs[0].line, errs[0].key.as_str()),
+            (7, "status.url"),
+            "{bad}"
+        );
+        assert!(errs[0].message.contains(why), "{bad}: {}", errs[0].message);
+    }
+    // The check does not depend on the order of the keys.
+    let text = "[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[status]\nurl = \"https://status.example\"\nhosts = [\"status.example\"]\n";
+    assert!(parse(text).is_ok());
 }

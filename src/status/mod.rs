@@ -188,7 +188,8 @@ impl Reply {
 }
 
 /// Answers a request to a status host. `origin` is this status host as the visitor
-/// reached it (`http://status.example:8080`), for absolute links in the API.
+/// reached it (`http://status.example:8080`), for absolute links in the API; `[status]
+/// url`, when set, is used instead.
 pub fn handle(
     table: &RouteTable,
     view: &View,
@@ -196,6 +197,7 @@ pub fn handle(
     target: &[u8],
     origin: &str,
 ) -> Reply {
+    let origin = table.status_origin.as_deref().unwrap_or(origin);
     if method != http::Method::GET && method != http::Method::HEAD {
         let mut r = Reply::html(405, pages::not_found(view, "Method not allowed"));
         r.headers.push(("Allow", "GET, HEAD".into()));
@@ -207,7 +209,7 @@ pub fn handle(
     };
     let path = std::str::from_utf8(path).unwrap_or("");
     match path {
-        "/" | "/index.html" => Reply::html(200, pages::overview(view)),
+        "/" => Reply::html(200, pages::overview(view)),
         "/api/v2/summary.json" => Reply::json(&api::summary(view, origin)),
         "/api/v2/status.json" => Reply::json(&api::status(view, origin)),
         "/api/v2/components.json" => Reply::json(&api::components(view, origin)),

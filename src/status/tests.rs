@@ -138,6 +138,7 @@ fn unknown_paths_sites_and_methods() {
     let v = view(SiteState::Offline);
     let get = http::Method::GET;
     assert_eq!(handle(&t, &v, &get, b"/nope", "http://s").status, 404);
+    assert_eq!(handle(&t, &v, &get, b"/index.html", "http://s").status, 404);
     assert_eq!(
         handle(&t, &v, &get, b"/maintenance/nope", "http://s").status,
         404
