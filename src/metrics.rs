@@ -54,6 +54,7 @@ pub struct Metrics {
     pub reload_errors: IntCounter,
     pub open_connections: IntGauge,
     site_offline: IntGaugeVec,
+    certificate_expiry: IntGaugeVec,
 }
 
 /// Request latency buckets, in seconds: sub-millisecond redirects to slow upstreams.
@@ -110,6 +111,13 @@ impl Metrics {
             ),
             &["site"],
         )?;
+        let certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "offramp_certificate_expiry_timestamp_seconds",
+                "When each certificate in force expires (notAfter), in seconds since the Unix epoch, by pair name (NAME of NAME.crt).",
+            ),
+            &["name"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
@@ -118,6 +126,7 @@ impl Metrics {
         registry.register(Box::new(reload_errors.clone()))?;
         registry.register(Box::new(open_connections.clone()))?;
         registry.register(Box::new(site_offline.clone()))?;
+        registry.register(Box::new(certificate_expiry.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -128,7 +137,19 @@ impl Metrics {
             reload_errors,
             open_connections,
             site_offline,
+            certificate_expiry,
         })
+    }
+
+    /// Replaces the certificate expiry gauges with `certs` (pair name, notAfter as Unix
+    /// seconds): the certificates now in force.
+    pub fn set_certificates<'a>(&self, certs: impl IntoIterator<Item = (&'a str, i64)>) {
+        self.certificate_expiry.reset();
+        for (name, not_after) in certs {
+            self.certificate_expiry
+                .with_label_values(&[name])
+                .set(not_after);
+        }
     }
 
     /// Sets the per-site state gauge.
