@@ -3,9 +3,10 @@
 //!
 //! A pair is `NAME.crt` (leaf first, then the chain) + `NAME.key` (PKCS#8, or PKCS#1 /
 //! SEC1, RSA or EC). Each pair is served for the DNS names in its certificate's SAN,
-//! wildcards included (one label, as browsers match them). With no SNI, or an unknown
-//! name, the pair named `default` is served if there is one, else the first pair in
-//! file-name order.
+//! wildcards included: `*.example.com` matches exactly one non-empty label, as RFC 6125
+//! and browsers match it (`a.example.com`, never `a.b.example.com` or `example.com`).
+//! With no SNI, or an unknown name, the pair named `default` is served if there is one,
+//! else the first pair in file-name order.
 //!
 //! An expired certificate is not a load error: refusing the whole directory for it
 //! would take every other site's HTTPS down at the next start or refuse every reload.
@@ -148,6 +149,11 @@ impl CertStore {
                     Some(suffix) => (&mut wildcard, suffix),
                     None => (&mut exact, n.as_str()),
                 };
+                if key.contains('*') {
+                    // `*.*.x`, `f*.x`: a wildcard that is not a whole left-most label
+                    // matches nothing (RFC 6125; browsers agree).
+                    continue;
+                }
                 // First pair (file-name order) wins when two certificates name a host,
                 // except that a valid one wins over an expired one: a renewal dropped in
                 // next to the old pair takes over without deleting the old one.
@@ -178,18 +184,27 @@ impl CertStore {
         )
     }
 
-    /// The pair serving `host` (a name from SNI or a config host, lower-case), if any.
+    /// The pair serving `host` (a name from SNI or a config host, lower-case), if any:
+    /// an exact SAN, else a `*.parent` SAN when `host` is one label under `parent`
+    /// (RFC 6125 6.4.3: the wildcard stands for exactly one whole, non-empty label).
     pub fn find(&self, host: &str) -> Option<&CertPair> {
         let host = host.strip_suffix('.').unwrap_or(host);
         if let Some(&i) = self.exact.get(host) {
             return self.pairs.get(i);
         }
-        let (_, parent) = host.split_once('.')?;
+        let (label, parent) = host.split_once('.')?;
+        if label.is_empty() || label.contains('*') {
+            return None;
+        }
         self.wildcard.get(parent).and_then(|&i| self.pairs.get(i))
     }
 
-    /// Whether some certificate covers a config host pattern: `name` exactly or by a
-    /// wildcard, `*.suffix` only by the same wildcard.
+    /// Whether some certificate covers a config host pattern. An exact name is covered
+    /// when [`find`](Self::find) serves it a certificate valid for it. A `*.suffix`
+    /// pattern is covered only by a `*.suffix` certificate, and then only for the names
+    /// one label under `suffix`: the pattern also routes deeper names
+    /// (`a.b.suffix`), which that certificate does not cover: clients reject it for
+    /// them. Validation should warn about every covered `*.` pattern.
     pub fn covers(&self, pattern: &str) -> bool {
         match pattern.strip_prefix("*.") {
             Some(suffix) => self.wildcard.contains_key(suffix),
@@ -440,6 +455,43 @@ mod tests {
 
     fn served(store: &CertStore, host: &str) -> Option<String> {
         store.find(host).map(|p| p.name.clone())
+    }
+
+    #[test]
+    fn a_wildcard_covers_exactly_one_label() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        pair(dir.path(), "wild", &["*.wild.test"], 90);
+        let (store, report) = load(dir.path());
+        assert!(report.errors.is_empty(), "{report:?}");
+        assert_eq!(served(&store, "a.wild.test").as_deref(), Some("wild"));
+        assert_eq!(served(&store, "a.wild.test.").as_deref(), Some("wild"));
+        for host in ["a.b.wild.test", "wild.test", ".wild.test", "*.wild.test"] {
+            assert_eq!(served(&store, host), None, "{host}");
+        }
+        assert!(store.covers("a.wild.test"));
+        assert!(store.covers("*.wild.test"));
+        assert!(!store.covers("a.b.wild.test"));
+        assert!(!store.covers("*.b.wild.test"));
+        assert!(!store.covers("wild.test"));
+        // The handshake for a deeper name falls back to the default pair, which is not
+        // valid for it.
+        let key = store.resolve(Some("a.b.wild.test")).expect("default");
+        assert!(Arc::ptr_eq(&key, &store.pairs[0].key));
+    }
+
+    #[test]
+    fn wildcards_that_are_not_a_whole_leftmost_label_match_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        pair(dir.path(), "odd", &["*.*.odd.test", "f*.odd.test"], 90);
+        let (store, _) = load(dir.path());
+        for host in [
+            "a.b.odd.test",
+            "a.*.odd.test",
+            "foo.odd.test",
+            "f*.odd.test",
+        ] {
+            assert_eq!(served(&store, host), None, "{host}");
+        }
     }
 
     #[test]

@@ -588,6 +588,20 @@ fn builtin_status_page_over_https_and_its_certificate_check() {
     assert_eq!(origin.request_count(), 0);
 }
 
+/// The leaf certificate presented for `sni`, and one GET over that connection, with no
+/// certificate verification (what `curl -k` sees).
+fn insecure_get(addr: SocketAddr, sni: &str, host: &str, path: &str) -> (Vec<u8>, Response) {
+    let (cfg, record) = client_config(None, &[b"http/1.1"]);
+    let name = ServerName::try_from(sni.to_string()).expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let r = https_get(&mut tls, host, path);
+    let cert = record.0.lock().unwrap().clone().expect("a certificate");
+    (cert, r)
+}
+
 /// `offramp_certificate_expiry_timestamp_seconds{name=NAME}` from the admin listener.
 fn expiry_gauge(o: &Offramp, name: &str) -> Option<f64> {
     let admin = o.admin.expect("admin listener");
@@ -676,4 +690,25 @@ fn check_fails_on_an_expired_certificate() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_wildcard_certificate_is_not_valid_for_deeper_names_which_still_route() {
+    // Site host `*.wild.test` routes any depth; its `*.wild.test` certificate covers one
+    // label only (RFC 6125), so offramp must not present it as valid for a.b.wild.test.
+    let s = setup("");
+    let mut t = tls_conn(s.https(), &s.ca, "x.wild.test", &[]).expect("one label: valid");
+    assert_eq!(https_get(&mut t, "x.wild.test", "/").status, 200);
+    let err = tls_conn(s.https(), &s.ca, "a.b.wild.test", &[]).expect_err("two labels");
+    assert!(err.contains("not valid for name"), "{err}");
+    // No SNI match: the default pair (a.crt) is served, not the wildcard.
+    let (cert, r) = insecure_get(s.https(), "a.b.wild.test", "a.b.wild.test", "/deep");
+    assert_eq!(cert, s.a.2);
+    assert_ne!(cert, s.wild.2);
+    // Routing still works, over HTTPS for a client that accepts that, and over HTTP.
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["host"], "a.b.wild.test");
+    let r = s.o.get("a.b.wild.test", "/deep");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["target"], "/deep");
 }
