@@ -712,3 +712,75 @@ fn a_wildcard_certificate_is_not_valid_for_deeper_names_which_still_route() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["target"], "/deep");
 }
+
+/// Runs debian/certbot-deploy-hook as certbot would for the lineage directory `live`,
+/// pointed at `s`'s certs directory and daemon, the copies owned by us.
+fn deploy_hook(s: &Setup, live: &Path) -> CliOut {
+    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/certbot-deploy-hook");
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg(hook)
+        .env("RENEWED_LINEAGE", live)
+        .env("OFFRAMP_CERTS", s.certs())
+        .env("OFFRAMP_CERT_OWNER", uid.to_string())
+        .env("OFFRAMP_CERT_GROUP", gid.to_string())
+        .env("OFFRAMP_CONFIG", &s.o.config)
+        .env("OFFRAMP", bin());
+    run_with_timeout(&mut cmd, WAIT)
+}
+
+/// A certbot lineage directory (`live/NAME/{fullchain,privkey}.pem`) holding `pair`.
+fn lineage(root: &Path, name: &str, crt: &str, key: &str) -> std::path::PathBuf {
+    let live = root.join("live").join(name);
+    std::fs::create_dir_all(&live).expect("mkdir");
+    std::fs::write(live.join("fullchain.pem"), crt).expect("write");
+    std::fs::write(live.join("privkey.pem"), key).expect("write");
+    live
+}
+
+#[test]
+fn certbot_deploy_hook_installs_the_renewed_pair_and_reloads() {
+    use std::os::unix::fs::MetadataExt;
+    let mut s = setup("");
+    let le = tempfile::tempdir().expect("tempdir");
+    let renewed = s.ca.leaf(&["a.test", "down.test"], 90);
+    let live = lineage(le.path(), "a", &renewed.0, &renewed.1);
+    let out = deploy_hook(&s, &live);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // In force as soon as the hook returns: it ran `offramp reload`.
+    assert_eq!(presented_cert(s.https(), Some("a.test")), renewed.2);
+    for f in ["a.crt", "a.key"] {
+        let meta = std::fs::metadata(s.certs().join(f)).expect("installed");
+        assert_eq!(meta.mode() & 0o777, 0o640, "{f}");
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(meta.uid(), unsafe { libc::getuid() }, "{f}");
+    }
+    let left: Vec<_> = std::fs::read_dir(s.certs())
+        .expect("read certs")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+
+    // A pair offramp refuses (key of another certificate): the hook fails, so certbot
+    // reports it, and the certificate in force stays.
+    let other = s.ca.leaf(&["a.test", "down.test"], 90);
+    let live = lineage(le.path(), "a", &other.0, &renewed.1);
+    let out = deploy_hook(&s, &live);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    assert_eq!(presented_cert(s.https(), Some("a.test")), renewed.2);
+
+    // offramp not running: the files are installed for its next start, not an error.
+    assert_eq!(s.o.stop(), Some(0));
+    let live = lineage(le.path(), "a", &other.0, &other.1);
+    let out = deploy_hook(&s, &live);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("not running"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(s.certs().join("a.crt")).expect("read"),
+        other.0
+    );
+}
