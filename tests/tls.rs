@@ -1,7 +1,10 @@
 //! HTTPS termination as a client sees it: certificates picked by SNI from the certs
-//! directory, h2 by ALPN, the 308 to HTTPS, certificates swapped without a restart, and
-//! bad certificates refused while serving goes on. Certificates are generated here at
-//! run time with rcgen, signed by a throwaway CA the test client trusts.
+//! directory (wildcards for one label), h2 by ALPN, the 308 to HTTPS, certificates
+//! swapped without a restart (file watch, `offramp reload`, SIGHUP, the certbot deploy
+//! hook), bad certificates refused while serving goes on, expired and expiring ones
+//! warned about and measured, and a graceful stop with HTTPS requests in flight.
+//! Certificates are generated here at run time with rcgen, signed by a throwaway CA the
+//! test client trusts.
 
 mod common;
 
@@ -783,4 +786,58 @@ fn certbot_deploy_hook_installs_the_renewed_pair_and_reloads() {
         std::fs::read_to_string(s.certs().join("a.crt")).expect("read"),
         other.0
     );
+}
+
+#[test]
+fn certificates_are_reloaded_on_sighup() {
+    // a.crt and a.key are symlinks into a directory offramp does not watch, as with
+    // certbot's live/ links into archive/: a renewal there is invisible to the file
+    // watch, and SIGHUP (systemctl reload) is what applies it.
+    let s = setup_with("", |_, certs| {
+        let store = certs.parent().expect("parent").join("store");
+        std::fs::create_dir(&store).expect("mkdir store");
+        for f in ["a.crt", "a.key"] {
+            std::fs::rename(certs.join(f), store.join(f)).expect("move");
+            std::os::unix::fs::symlink(store.join(f), certs.join(f)).expect("symlink");
+        }
+    });
+    let pid = s.o.pid();
+    assert_eq!(presented_cert(s.https(), Some("a.test")), s.a.2);
+    let renewed = s.ca.leaf(&["a.test", "down.test"], 60);
+    replace_pair(&s.o.dir.path().join("store"), "a", &renewed);
+    // Well past the watch's debounce: nothing noticed it.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(presented_cert(s.https(), Some("a.test")), s.a.2);
+
+    s.o.signal(libc::SIGHUP);
+    wait_for(WAIT, "the renewed certificate after SIGHUP", || {
+        (presented_cert(s.https(), Some("a.test")) == renewed.2).then_some(())
+    });
+    s.o.wait_log(WAIT, "the SIGHUP reload", |l| l.contains("SIGHUP received"));
+    let mut t = tls_conn(s.https(), &s.ca, "a.test", &[]).expect("handshake");
+    assert_eq!(https_get(&mut t, "a.test", "/").status, 200);
+    assert_eq!(s.o.pid(), pid);
+    // And a bad pair arriving the same way is refused on SIGHUP, the good one stays.
+    let other = s.ca.leaf(&["a.test", "down.test"], 60);
+    std::fs::write(s.o.dir.path().join("store/a.key"), &other.1).expect("write");
+    s.o.signal(libc::SIGHUP);
+    s.o.wait_log(WAIT, "the refused reload", |l| {
+        l.contains("config not applied") || l.contains("does not match")
+    });
+    assert_eq!(presented_cert(s.https(), Some("a.test")), renewed.2);
+}
+
+#[test]
+fn sigterm_lets_an_https_request_in_flight_finish() {
+    let mut s = setup("");
+    let mut t = tls_conn(s.https(), &s.ca, "a.test", &[b"http/1.1"]).expect("handshake");
+    let inflight = std::thread::spawn(move || https_get(&mut t, "a.test", "/slow?ms=800"));
+    wait_for(WAIT, "the request to reach the upstream", || {
+        (s.origin.request_count() == 1).then_some(())
+    });
+    assert_eq!(s.o.stop(), Some(0), "{}", s.o.log_text());
+    let r = inflight.join().expect("client thread");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["target"], "/slow?ms=800");
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
 }
