@@ -413,3 +413,28 @@ fn admin_listener_bounds_its_connections() {
     // The proxy is not affected.
     assert_eq!(o.get("blog.test", "/").status, 200);
 }
+
+#[test]
+#[ignore = "needs `offramp man` (src/cli.rs, Command::Man) to render every subcommand into the one page"]
+fn man_page_documents_every_subcommand_and_its_options() {
+    // roff writes `-` as `\-`.
+    let man = cli(&["man"]).ok().stdout.replace("\\-", "-");
+    for text in [
+        "--config",
+        "--socket",
+        "--log-format",
+        "--until",
+        "--reason",
+        "--all",
+        "--json",
+        "offramp offline",
+        "offramp completions",
+    ] {
+        assert!(man.contains(text), "the man page lacks {text}");
+    }
+    // One page: no references to per-command pages that are not installed.
+    assert!(
+        !man.contains("offramp-offline(1)"),
+        "refers to offramp-offline(1)"
+    );
+}
