@@ -16,6 +16,7 @@ use prometheus::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 /// What happened to a request, as the `outcome` label says it.
@@ -53,6 +54,7 @@ pub struct Metrics {
     pub reload_errors: IntCounter,
     pub open_connections: IntGauge,
     site_offline: IntGaugeVec,
+    certificate_expiry: IntGaugeVec,
 }
 
 /// Request latency buckets, in seconds: sub-millisecond redirects to slow upstreams.
@@ -109,6 +111,13 @@ impl Metrics {
             ),
             &["site"],
         )?;
+        let certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "offramp_certificate_expiry_timestamp_seconds",
+                "When each certificate in force expires (notAfter), in seconds since the Unix epoch, by pair name (NAME of NAME.crt).",
+            ),
+            &["name"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
@@ -117,6 +126,7 @@ impl Metrics {
         registry.register(Box::new(reload_errors.clone()))?;
         registry.register(Box::new(open_connections.clone()))?;
         registry.register(Box::new(site_offline.clone()))?;
+        registry.register(Box::new(certificate_expiry.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -127,7 +137,19 @@ impl Metrics {
             reload_errors,
             open_connections,
             site_offline,
+            certificate_expiry,
         })
+    }
+
+    /// Replaces the certificate expiry gauges with `certs` (pair name, notAfter as Unix
+    /// seconds): the certificates now in force.
+    pub fn set_certificates<'a>(&self, certs: impl IntoIterator<Item = (&'a str, i64)>) {
+        self.certificate_expiry.reset();
+        for (name, not_after) in certs {
+            self.certificate_expiry
+                .with_label_values(&[name])
+                .set(not_after);
+        }
     }
 
     /// Sets the per-site state gauge.
@@ -226,12 +248,32 @@ impl SiteCounters {
     }
 }
 
+/// Admin connections served at once. Prometheus needs one; the bound keeps a local
+/// process that opens connections in a loop from using up memory and file descriptors.
+pub const ADMIN_MAX_CONNECTIONS: usize = 32;
+
 /// Serves `/metrics` and `/healthz` on the admin listener until the process exits.
+/// Connections beyond [`ADMIN_MAX_CONNECTIONS`] get a 503 and are closed.
 pub async fn serve_admin(listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
-            Ok((s, _)) => {
+            Ok((s, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Best effort and never blocking: the answer fits in the empty send
+                    // buffer of a new socket; the socket is closed right after.
+                    let _ = s.try_write(&response(
+                        503,
+                        "text/plain",
+                        b"too many admin connections\n",
+                        false,
+                        true,
+                    ));
+                    debug!("admin connection from {peer} refused: {ADMIN_MAX_CONNECTIONS} already open");
+                    continue;
+                };
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = admin_connection(s).await {
                         debug!("admin connection: {e}");
                     }
@@ -246,24 +288,77 @@ pub async fn serve_admin(listener: TcpListener) {
 }
 
 const ADMIN_MAX_HEAD: usize = 8 * 1024;
+/// How long a connection may stay idle, or a request or response take to cross.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the admin listener needs of a request head.
+struct AdminRequest {
+    get: bool,
+    head: bool,
+    path: String,
+    /// HTTP/1.0, `Connection: close`, or a body we do not read: close after answering.
+    close: bool,
+}
+
+/// Parses one request head at the start of `buf`: `Ok(None)` while incomplete, else the
+/// request and the length of its head.
+fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    let mut close = req.version != Some(1);
+    for h in req.headers.iter() {
+        let value = String::from_utf8_lossy(h.value);
+        if h.name.eq_ignore_ascii_case("connection") {
+            close |= value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"));
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
+        {
+            // Bodies are not expected here: answer, then end the connection rather than
+            // read one.
+            close = true;
+        }
+    }
+    let request = AdminRequest {
+        get: method == "GET",
+        head: method == "HEAD",
+        path: target.split('?').next().unwrap_or_default().to_string(),
+        close,
+    };
+    Ok(Some((request, len)))
+}
 
 async fn admin_connection(mut s: TcpStream) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if buf.len() > ADMIN_MAX_HEAD {
-                s.write_all(&response(
-                    431,
-                    "text/plain",
-                    b"request header too large\n",
-                    false,
-                ))
-                .await?;
-                return Ok(());
+        let req = loop {
+            match parse_head(&buf) {
+                Ok(Some((req, len))) => {
+                    buf.drain(..len);
+                    break req;
+                }
+                Ok(None) if buf.len() > ADMIN_MAX_HEAD => {
+                    let out = response(
+                        431,
+                        "text/plain",
+                        b"request header too large\n",
+                        false,
+                        true,
+                    );
+                    return finish(&mut s, &out).await;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    let out = response(400, "text/plain", b"bad request\n", false, true);
+                    return finish(&mut s, &out).await;
+                }
             }
             let mut chunk = [0u8; 1024];
             let n = match tokio::time::timeout(ADMIN_TIMEOUT, s.read(&mut chunk)).await {
@@ -275,46 +370,118 @@ async fn admin_connection(mut s: TcpStream) -> std::io::Result<()> {
             }
             buf.extend_from_slice(&chunk[..n]);
         };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
-        let mut parts = head.split_whitespace();
-        let method = parts.next().unwrap_or_default();
-        let target = parts.next().unwrap_or_default();
-        let path = target.split('?').next().unwrap_or_default();
-        let head_only = method == "HEAD";
-        let out = match (method, path) {
-            ("GET" | "HEAD", "/metrics") => {
+        let head_only = req.head;
+        let out = match (req.get || req.head, req.path.as_str()) {
+            (true, "/metrics") => {
                 let body = get().map(Metrics::render).unwrap_or_default();
-                response(200, "text/plain; version=0.0.4", &body, head_only)
+                response(
+                    200,
+                    "text/plain; version=0.0.4",
+                    &body,
+                    head_only,
+                    req.close,
+                )
             }
-            ("GET" | "HEAD", "/healthz") => response(200, "text/plain", b"ok\n", head_only),
-            ("GET" | "HEAD", _) => response(404, "text/plain", b"not found\n", head_only),
-            _ => response(405, "text/plain", b"method not allowed\n", head_only),
+            (true, "/healthz") => response(200, "text/plain", b"ok\n", head_only, req.close),
+            (true, _) => response(404, "text/plain", b"not found\n", head_only, req.close),
+            (false, _) => response(
+                405,
+                "text/plain",
+                b"method not allowed\n",
+                head_only,
+                req.close,
+            ),
         };
-        s.write_all(&out).await?;
-        // Bodies are not expected here; a request with one ends the connection.
-        if head.to_ascii_lowercase().contains("content-length")
-            || head.to_ascii_lowercase().contains("transfer-encoding")
-        {
-            return Ok(());
+        if req.close {
+            return finish(&mut s, &out).await;
+        }
+        match tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(&out)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
         }
     }
 }
 
-fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+/// Writes the last response of a connection and closes it.
+async fn finish(s: &mut TcpStream, out: &[u8]) -> std::io::Result<()> {
+    let sent = tokio::time::timeout(ADMIN_TIMEOUT, async {
+        s.write_all(out).await?;
+        s.shutdown().await
+    })
+    .await;
+    match sent {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
+}
+
+fn response(status: u16, content_type: &str, body: &[u8], head_only: bool, close: bool) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        _ => "Request Header Fields Too Large",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
     };
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
     )
     .into_bytes();
     if !head_only {
         out.extend_from_slice(body);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> AdminRequest {
+        match parse_head(raw.as_bytes()) {
+            Ok(Some((r, len))) => {
+                assert_eq!(len, raw.len());
+                r
+            }
+            other => panic!("{raw:?} did not parse: {:?}", other.map(|o| o.is_some())),
+        }
+    }
+
+    #[test]
+    fn http_1_0_and_connection_close_end_the_connection() {
+        assert!(parse("GET /healthz HTTP/1.0\r\n\r\n").close);
+        assert!(parse("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").close);
+        assert!(parse("GET /healthz HTTP/1.1\r\nconnection: keep-alive, Close\r\n\r\n").close);
+        assert!(parse("GET /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\n").close);
+        assert!(parse("GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").close);
+        let keep = parse("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        assert!(!keep.close);
+        assert!(keep.get && !keep.head);
+        assert_eq!(keep.path, "/metrics");
+    }
+
+    #[test]
+    fn incomplete_and_malformed_heads() {
+        assert!(matches!(parse_head(b"GET /healthz HTTP/1.1\r\n"), Ok(None)));
+        assert!(parse_head(b"GET /healthz HTTP/9.9\r\n\r\n").is_err());
+        assert!(parse_head(b"\x00\x01garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn closing_responses_say_so() {
+        let r = String::from_utf8(response(200, "text/plain", b"ok\n", false, true))
+            .unwrap_or_default();
+        assert!(r.contains("\r\nConnection: close\r\n"), "{r}");
+        assert!(r.ends_with("\r\n\r\nok\n"), "{r}");
+        let r = String::from_utf8(response(200, "text/plain", b"ok\n", true, false))
+            .unwrap_or_default();
+        assert!(!r.contains("Connection"), "{r}");
+        assert!(
+            r.ends_with("Content-Length: 3\r\nCache-Control: no-store\r\n\r\n"),
+            "{r}"
+        );
+    }
 }

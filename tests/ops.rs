@@ -334,3 +334,107 @@ read_timeout = \"1h\"\n",
         String::from_utf8_lossy(&rest)
     );
 }
+
+/// Sends `request` raw to the admin listener; what came back before the server closed
+/// the connection, and how long that took (a read timeout of 5 s ends it otherwise).
+fn admin_raw(admin: std::net::SocketAddr, request: &str) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let start = std::time::Instant::now();
+    s.write_all(request.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+}
+
+#[test]
+fn admin_listener_closes_after_http_1_0_and_connection_close() {
+    let origin = TestOrigin::start("o");
+    let o = Offramp::start(&config(&origin, ""));
+    let admin = o.admin.expect("admin");
+    for request in [
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "HEAD /metrics HTTP/1.0\r\n\r\n",
+    ] {
+        let (answer, took) = admin_raw(admin, request);
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{request:?}: {answer}"
+        );
+        assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+        // Closed right after the answer, not after the 10 s idle timeout.
+        assert!(
+            took < Duration::from_secs(3),
+            "{request:?} closed after {took:?}"
+        );
+    }
+    let (answer, took) = admin_raw(admin, "NOT HTTP AT ALL\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+
+    // HTTP/1.1 without `Connection: close` keeps the connection for the next request.
+    let mut c = Conn::open(admin);
+    for _ in 0..3 {
+        let r = c.get("localhost", "/healthz");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), None);
+    }
+    assert!(!c.is_closed(Duration::from_millis(300)));
+}
+
+#[test]
+fn admin_listener_bounds_its_connections() {
+    let origin = TestOrigin::start("o");
+    let o = Offramp::start(&config(&origin, ""));
+    let admin = o.admin.expect("admin");
+    // Idle connections up to the limit (32) are held open ...
+    let mut held: Vec<Conn> = (0..32).map(|_| Conn::open(admin)).collect();
+    assert_eq!(held[31].get("localhost", "/healthz").status, 200);
+    // ... and the next one is turned away at once instead of piling up.
+    let (answer, took) = admin_raw(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 503 "),
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    // A slot that frees up serves again.
+    held.truncate(31);
+    let r = wait_for(WAIT, "a free admin slot", || {
+        let (answer, _) = admin_raw(
+            admin,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        answer.starts_with("HTTP/1.1 200").then_some(answer)
+    });
+    assert!(r.ends_with("ok\n"), "{r}");
+    // The proxy is not affected.
+    assert_eq!(o.get("blog.test", "/").status, 200);
+}
+
+#[test]
+#[ignore = "needs `offramp man` (src/cli.rs, Command::Man) to render every subcommand into the one page"]
+fn man_page_documents_every_subcommand_and_its_options() {
+    // roff writes `-` as `\-`.
+    let man = cli(&["man"]).ok().stdout.replace("\\-", "-");
+    for text in [
+        "--config",
+        "--socket",
+        "--log-format",
+        "--until",
+        "--reason",
+        "--all",
+        "--json",
+        "offramp offline",
+        "offramp completions",
+    ] {
+        assert!(man.contains(text), "the man page lacks {text}");
+    }
+    // One page: no references to per-command pages that are not installed.
+    assert!(
+        !man.contains("offramp-offline(1)"),
+        "refers to offramp-offline(1)"
+    );
+}

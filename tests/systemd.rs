@@ -313,3 +313,90 @@ fn packaged_config_is_valid() {
         "the packaged admin listener must be on loopback, got {admin}"
     );
 }
+
+/// The system calls in a `SystemCallFilter=` set (`@group` or a name), groups nested in
+/// groups included, as this machine's systemd defines them; `None` when systemd-analyze
+/// is missing.
+fn syscall_set(
+    item: &str,
+    cache: &mut std::collections::HashMap<String, Vec<String>>,
+) -> Option<Vec<String>> {
+    if !item.starts_with('@') {
+        return Some(vec![item.to_string()]);
+    }
+    if let Some(v) = cache.get(item) {
+        return Some(v.clone());
+    }
+    let out = systemd_analyze(&["syscall-filter", item])?;
+    assert!(out.status.success(), "{}", show(&out));
+    let mut calls = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        calls.extend(syscall_set(line, cache)?);
+    }
+    cache.insert(item.to_string(), calls.clone());
+    Some(calls)
+}
+
+#[test]
+fn unit_lets_offramp_give_its_control_socket_to_a_group() {
+    // `[server] control_group` makes offramp chown(2) its control socket (src/control.rs):
+    // the filter must allow it, or the documented setting stops the service at start-up.
+    // systemd's rule: the first SystemCallFilter= line decides allow or deny list; later
+    // lines add to it (same kind) or take from it (`~`).
+    let unit = unit_text();
+    let s = settings(&unit);
+    let mut cache = std::collections::HashMap::new();
+    let mut allowed: Option<std::collections::HashSet<String>> = None;
+    for line in values(&s, "SystemCallFilter") {
+        let (deny, list) = match line.strip_prefix('~') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let set = allowed.get_or_insert_with(|| {
+            assert!(!deny, "the first SystemCallFilter= should be an allow list");
+            Default::default()
+        });
+        for item in list.split_whitespace() {
+            let Some(calls) = syscall_set(item, &mut cache) else {
+                return;
+            };
+            for c in calls {
+                if deny {
+                    set.remove(&c);
+                } else {
+                    set.insert(c);
+                }
+            }
+        }
+    }
+    let allowed = allowed.expect("a SystemCallFilter=");
+    // std::os::unix::fs::chown is fchownat(2) in current glibc, chown(2) in older ones.
+    for call in [
+        "chown",
+        "fchownat",
+        "fchown",
+        "fchmodat",
+        "inotify_add_watch",
+        "bind",
+    ] {
+        assert!(
+            allowed.contains(call),
+            "SystemCallFilter= blocks {call}, which offramp needs"
+        );
+    }
+    // What @privileged is denied for stays denied.
+    for call in [
+        "setuid",
+        "capset",
+        "mount",
+        "init_module",
+        "reboot",
+        "setrlimit",
+    ] {
+        assert!(!allowed.contains(call), "SystemCallFilter= allows {call}");
+    }
+}
