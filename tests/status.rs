@@ -573,7 +573,6 @@ fn upstream_error_page_links_the_status_page_for_a_request_with_a_body() {
 }
 
 #[test]
-#[ignore = "needs the fast.rs fix"]
 fn upstream_error_page_links_the_status_page_for_a_plain_get() {
     // A GET without a body is answered on the plain-HTTP fast path.
     let o = refused_upstream();
