@@ -18,9 +18,12 @@
 //! routing (see `routes`), pages (see `maintenance`), the access-log format (see `proxy`).
 
 use std::cell::RefCell;
-use std::io::{self, Write as _};
+use std::future::Future;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,6 +31,7 @@ use pingora::upstreams::peer::Peer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::{Instant as TInstant, Sleep};
 
 use crate::config::{OfflineCode, SiteState};
 use crate::guard;
@@ -61,6 +65,42 @@ pub enum End {
     /// Hand the connection to Pingora; these bytes were read and not answered yet, and
     /// the request they begin started arriving at that instant.
     Fallback(TcpStream, Vec<u8>, Instant),
+}
+
+/// One timer per client connection for every deadline it waits on (the idle limit, a
+/// request head's, the upstream's answer): re-armed only when a wait needs an earlier
+/// deadline than the one set, or when it fires before the deadline waited for (at most
+/// once per idle period of a busy connection). A tokio timer created and dropped per wait
+/// cost more than the rest of a request's bookkeeping.
+struct Timer(Pin<Box<Sleep>>);
+
+impl Timer {
+    fn new() -> Timer {
+        Timer(Box::pin(tokio::time::sleep_until(
+            TInstant::now() + Duration::from_secs(24 * 3600),
+        )))
+    }
+
+    /// Runs `fut` to completion (`Some`) unless `deadline` passes first (`None`).
+    async fn within<F: Future>(&mut self, deadline: TInstant, fut: F) -> Option<F::Output> {
+        if self.0.deadline() > deadline {
+            self.0.as_mut().reset(deadline);
+        }
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            while self.0.as_mut().poll(cx).is_ready() {
+                if TInstant::now() >= deadline {
+                    return Poll::Ready(None);
+                }
+                self.0.as_mut().reset(deadline);
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 struct Idle {
@@ -248,6 +288,11 @@ impl FastPath {
     ) -> End {
         let mut buf: Vec<u8> = initial;
         buf.reserve(4096usize.saturating_sub(buf.len()));
+        // The same for every request of the connection: formatted once.
+        let forwarded = forwarded_headers(client.ip());
+        let mut timer = Timer::new();
+        // Registered once for the connection's life, not once per request.
+        let mut drain = std::pin::pin!(shutdown.wait_for(|s| *s));
         let mut out: Vec<u8> = Vec::with_capacity(4096);
         let mut ubuf: Vec<u8> = Vec::new();
         // The upstream request, while `out` takes the client's response head.
@@ -263,7 +308,7 @@ impl FastPath {
             let plan = if buf.is_empty() {
                 Plan::NeedMore
             } else {
-                self.plan(&buf, client.ip(), &mut out)
+                self.plan(&buf, &forwarded, &mut out)
             };
             match plan {
                 Plan::NeedMore => {
@@ -276,21 +321,25 @@ impl FastPath {
                     let read = if buf.is_empty() {
                         // Between requests: the same idle limit as `guard` sets for Pingora,
                         // and no waiting past a drain.
-                        tokio::select! {
-                            biased;
-                            r = tcp.read_buf(&mut buf) => r,
-                            _ = shutdown.wait_for(|s| *s) => return End::Closed,
-                            _ = tokio::time::sleep_until(
-                                tokio::time::Instant::from_std(start) + guard::KEEPALIVE_TIMEOUT
-                            ) => return End::Closed,
+                        let deadline = TInstant::from_std(start) + guard::KEEPALIVE_TIMEOUT;
+                        let idle = timer.within(deadline, async {
+                            tokio::select! {
+                                biased;
+                                r = tcp.read_buf(&mut buf) => Some(r),
+                                _ = &mut drain => None,
+                            }
+                        });
+                        match idle.await {
+                            Some(Some(r)) => r,
+                            _ => return End::Closed,
                         }
                     } else {
                         let deadline = *head_deadline.get_or_insert_with(|| {
-                            tokio::time::Instant::from_std(start) + guard::REQUEST_HEAD_TIMEOUT
+                            TInstant::from_std(start) + guard::REQUEST_HEAD_TIMEOUT
                         });
-                        match tokio::time::timeout_at(deadline, tcp.read_buf(&mut buf)).await {
-                            Ok(r) => r,
-                            Err(_) => {
+                        match timer.within(deadline, tcp.read_buf(&mut buf)).await {
+                            Some(r) => r,
+                            None => {
                                 let _ = write_client(&mut tcp, TIMEOUT_408).await;
                                 return End::Closed;
                             }
@@ -315,7 +364,7 @@ impl FastPath {
                         return End::Closed;
                     }
                     start = finish(&done, client.ip(), start, None);
-                    if !done.keepalive || *shutdown.borrow() {
+                    if !done.keepalive || draining(drain.as_mut()) {
                         return End::Closed;
                     }
                     consume(&mut buf, done.consumed);
@@ -323,9 +372,10 @@ impl FastPath {
                 Plan::Proxy(up, mut done) => {
                     head_deadline = None;
                     std::mem::swap(&mut out, &mut req);
-                    let r =
-                        proxy_exchange(&up, &req, &mut tcp, &mut ubuf, &mut out, &mut done, start)
-                            .await;
+                    let r = proxy_exchange(
+                        &up, &req, &mut tcp, &mut ubuf, &mut out, &mut done, start, &mut timer,
+                    )
+                    .await;
                     match r {
                         Ok(()) => start = finish(&done, client.ip(), start, None),
                         Err(Failure::Status(code)) => {
@@ -366,7 +416,7 @@ impl FastPath {
                             return End::Closed;
                         }
                     }
-                    if !done.keepalive || *shutdown.borrow() {
+                    if !done.keepalive || draining(drain.as_mut()) {
                         return End::Closed;
                     }
                     consume(&mut buf, done.consumed);
@@ -377,7 +427,7 @@ impl FastPath {
 
     /// Parses the head at the start of `buf` and decides what to do with it, writing
     /// the response or the upstream request into `out`.
-    fn plan(&self, buf: &[u8], client: IpAddr, out: &mut Vec<u8>) -> Plan {
+    fn plan(&self, buf: &[u8], forwarded: &[u8], out: &mut Vec<u8>) -> Plan {
         let mut headers = [httparse::EMPTY_HEADER; MAX_REQ_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let consumed = match req.parse(buf) {
@@ -500,10 +550,7 @@ impl FastPath {
                 out.extend_from_slice(b"\r\n");
             }
         }
-        let _ = write!(
-            out,
-            "x-forwarded-for: {client}\r\nx-forwarded-proto: http\r\n"
-        );
+        out.extend_from_slice(forwarded);
         out.extend_from_slice(b"x-forwarded-host: ");
         out.extend_from_slice(host);
         out.extend_from_slice(b"\r\n\r\n");
@@ -523,6 +570,26 @@ impl FastPath {
             },
         )
     }
+}
+
+/// `X-Forwarded-For` and `X-Forwarded-Proto` lines for requests from `client`.
+fn forwarded_headers(client: IpAddr) -> Vec<u8> {
+    // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; the upstream gets a.b.c.d
+    // as from the Pingora path.
+    format!(
+        "x-forwarded-for: {}\r\nx-forwarded-proto: http\r\n",
+        client.to_canonical()
+    )
+    .into_bytes()
+}
+
+/// Whether the server is draining, without waiting. `drain` completes once, when it
+/// is; it is not polled again after that (the connection closes).
+fn draining<F: Future>(drain: Pin<&mut F>) -> bool {
+    let mut drain = drain;
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    drain.as_mut().poll(&mut cx).is_ready()
 }
 
 /// What `guard` answers a request head that is not complete in time.
@@ -883,11 +950,11 @@ fn response_head(
     }
     let client_keepalive = keepalive && framing != Framing::Close;
     out.clear();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\n",
-        resp.reason.unwrap_or_default()
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, usize::from(status));
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
+    out.extend_from_slice(b"\r\n");
     for h in resp.headers.iter() {
         let n = h.name.as_bytes();
         let skip = n.eq_ignore_ascii_case(b"connection")
@@ -952,19 +1019,22 @@ async fn read_head(
     out: &mut Vec<u8>,
     client: &mut TcpStream,
     done: &Done,
+    timer: &mut Timer,
 ) -> Result<Option<RespHead>, Failure> {
     ubuf.clear();
     // After an informational response went to the client, nothing may be retried.
     let mut informed = false;
+    // The answer's head (or the next one after a 1xx) must come within `read_timeout`.
+    let mut deadline = TInstant::now() + up.read_timeout;
     loop {
         reserve(ubuf);
-        match tokio::time::timeout(up.read_timeout, conn.read_buf(ubuf)).await {
-            Err(_) if informed => return Err(Failure::Cut),
-            Err(_) => return Err(Failure::Status(504)),
-            Ok(Ok(0)) | Ok(Err(_)) if informed => return Err(Failure::Cut),
-            Ok(Ok(0)) | Ok(Err(_)) if ubuf.is_empty() => return Ok(None),
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Status(502)),
-            Ok(Ok(_)) => {}
+        match timer.within(deadline, conn.read_buf(ubuf)).await {
+            None if informed => return Err(Failure::Cut),
+            None => return Err(Failure::Status(504)),
+            Some(Ok(0)) | Some(Err(_)) if informed => return Err(Failure::Cut),
+            Some(Ok(0)) | Some(Err(_)) if ubuf.is_empty() => return Ok(None),
+            Some(Ok(0)) | Some(Err(_)) => return Err(Failure::Status(502)),
+            Some(Ok(_)) => {}
         }
         loop {
             match response_head(ubuf, done.head_only, done.keepalive, out) {
@@ -976,6 +1046,7 @@ async fn read_head(
                     if write_client(client, out).await.is_err() {
                         return Err(Failure::Cut);
                     }
+                    deadline = TInstant::now() + up.read_timeout;
                     consume(ubuf, h.len);
                     if ubuf.is_empty() {
                         break;
@@ -988,6 +1059,7 @@ async fn read_head(
 }
 
 /// One request to the upstream and its response to the client.
+#[allow(clippy::too_many_arguments)]
 async fn proxy_exchange(
     up: &Upstream,
     request: &[u8],
@@ -996,6 +1068,7 @@ async fn proxy_exchange(
     out: &mut Vec<u8>,
     done: &mut Done,
     started: Instant,
+    timer: &mut Timer,
 ) -> Result<(), Failure> {
     // A pooled connection the upstream closed meanwhile fails before any response byte:
     // then the request (which has no body) is sent once more on a new connection.
@@ -1020,7 +1093,7 @@ async fn proxy_exchange(
             }
             Err(_) => return Err(Failure::Status(502)),
         }
-        match read_head(up, &mut conn, ubuf, out, client, done).await? {
+        match read_head(up, &mut conn, ubuf, out, client, done, timer).await? {
             Some(h) => break (conn, h),
             None if reused && done.idempotent => fresh = true,
             None => return Err(Failure::Status(502)),
@@ -1086,13 +1159,14 @@ async fn proxy_exchange(
     while !complete {
         ubuf.clear();
         reserve(ubuf);
-        let n = match tokio::time::timeout(up.read_timeout, conn.read_buf(ubuf)).await {
-            Ok(Ok(0)) if head.framing == Framing::Close => {
+        let deadline = TInstant::now() + up.read_timeout;
+        let n = match timer.within(deadline, conn.read_buf(ubuf)).await {
+            Some(Ok(0)) if head.framing == Framing::Close => {
                 complete = true;
                 0
             }
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Cut),
-            Ok(Ok(n)) => n,
+            Some(Ok(0)) | Some(Err(_)) | None => return Err(Failure::Cut),
+            Some(Ok(n)) => n,
         };
         let mut piece = &ubuf[..n];
         match head.framing {

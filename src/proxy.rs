@@ -529,7 +529,8 @@ impl ProxyHttp for Proxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
         {
-            upstream.insert_header("x-forwarded-for", ip.to_string())?;
+            // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: send a.b.c.d.
+            upstream.insert_header("x-forwarded-for", ip.to_canonical().to_string())?;
         } else {
             upstream.remove_header("x-forwarded-for");
         }
