@@ -916,6 +916,30 @@ fn cli_usage_errors_exit_1_and_change_nothing() {
     }
 }
 
+#[test]
+fn terminal_escapes_in_a_reason_never_reach_the_terminal() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    let nasty = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}gnp.exe ok";
+    let out = o.cli(&["offline", "blog", "--reason", nasty]).ok();
+    for text in [out.stdout, o.cli(&["status"]).ok().stdout] {
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "control characters in the table: {text:?}"
+        );
+        assert!(
+            text.contains(r"\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}gnp.exe ok"),
+            "shown escaped: {text}"
+        );
+    }
+    // JSON carries the reason as it was given (JSON escapes it).
+    assert_eq!(entry(&status(&o), "blog")["reason"], nasty);
+    let raw = o.cli(&["status", "--json"]).ok().stdout;
+    assert!(!raw.contains('\u{1b}'), "{raw:?}");
+}
+
 // ---------------------------------------------------------------------------------
 // The control socket by hand
 // ---------------------------------------------------------------------------------
