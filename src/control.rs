@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::config::SiteState;
-use crate::daemon::{Daemon, Target};
+use crate::daemon::{Daemon, Target, Until};
 
 /// Longest request line accepted, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -200,26 +200,32 @@ fn error_reply(msg: &str) -> String {
     s
 }
 
-/// Parses `--until`: a duration from `now` or an RFC 3339 time.
-pub fn parse_until(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+/// Parses `--until`: a duration from the moment the change is made, or an RFC 3339 time.
+pub fn parse_until_spec(s: &str) -> Result<Until, String> {
     if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t.to_offset(time::UtcOffset::UTC));
+        return Ok(Until::At(t.to_offset(time::UtcOffset::UTC)));
     }
     match crate::duration::parse(s) {
         Ok(d) if d.is_zero() => Err("--until must be in the future".into()),
         Ok(d) => time::Duration::try_from(d)
-            .ok()
-            .and_then(|d| now.checked_add(d))
-            .ok_or_else(|| format!("--until {s:?} is too far in the future")),
+            .map(Until::After)
+            .map_err(|_| format!("--until {s:?} is too far in the future")),
         Err(_) => Err(format!(
             "invalid --until {s:?}: use a duration (90s, 30m, 2h) or an RFC 3339 time (2026-11-22T18:00:00Z)"
         )),
     }
 }
 
-fn now_secs() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
+/// Parses `--until` into the time it names from `now`, which must be in the future;
+/// exact (a duration of `2s` ends 2 s after `now`, not at a rounded second).
+pub fn parse_until(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let t = parse_until_spec(s)?
+        .at(now)
+        .ok_or_else(|| format!("--until {s:?} is too far in the future"))?;
+    if t <= now {
+        return Err(format!("--until {s:?} is in the past"));
+    }
+    Ok(t)
 }
 
 fn target(req: &Request) -> Result<Target, String> {
@@ -252,7 +258,7 @@ pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
                     (Some(_), SiteState::Online) => {
                         return Err("\"until\" applies to offline only".into())
                     }
-                    (Some(u), _) => Some(parse_until(u, now_secs())?),
+                    (Some(u), _) => Some(parse_until_spec(u)?),
                     (None, _) => None,
                 };
                 let reason = req.reason.clone().filter(|r| !r.trim().is_empty());

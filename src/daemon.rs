@@ -27,6 +27,25 @@ pub enum Target {
     All,
 }
 
+/// When a runtime override ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// At this time.
+    At(OffsetDateTime),
+    /// This long after the change is made (the same instant as its `since`).
+    After(time::Duration),
+}
+
+impl Until {
+    /// The end time for a change made at `t`; `None` when out of range.
+    pub fn at(self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Until::At(u) => Some(u),
+            Until::After(d) => t.checked_add(d),
+        }
+    }
+}
+
 /// One site as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SiteStatus {
@@ -104,10 +123,10 @@ pub struct Daemon {
     wake_expiry: tokio::sync::Notify,
 }
 
-/// Now, to the second: what status shows and the state file keeps.
+/// Now, exactly: `--until` and expiry are decided on this, never on a rounded time
+/// (rounding is for display only), so `status` and the proxy agree.
 fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
+    OffsetDateTime::now_utc()
 }
 
 impl Daemon {
@@ -255,11 +274,16 @@ impl Daemon {
         state: SiteState,
         target: &Target,
         reason: Option<String>,
-        until: Option<OffsetDateTime>,
+        until: Option<Until>,
         by: Option<u32>,
     ) -> Result<Vec<SiteStatus>, String> {
         let mut inner = self.lock();
         let t = now();
+        let until = match until.map(|u| u.at(t)) {
+            Some(None) => return Err("--until is too far in the future".into()),
+            Some(Some(u)) => Some(u),
+            None => None,
+        };
         if let Target::Sites(names) = target {
             if names.is_empty() {
                 return Err("name at least one site, or use --all".into());
@@ -559,8 +583,8 @@ impl Daemon {
             let next = self.lock().state.next_expiry(now());
             let wait = next.map(|u| {
                 let d = u - now();
-                std::time::Duration::from_millis(
-                    d.whole_milliseconds().clamp(0, i64::MAX as i128) as u64
+                std::time::Duration::from_micros(
+                    d.whole_microseconds().clamp(0, i128::from(u64::MAX)) as u64,
                 )
             });
             match wait {

@@ -561,6 +561,45 @@ fn expired_global_override_uncovers_the_earlier_site_flip() {
 }
 
 #[test]
+fn until_is_exact_not_rounded_to_the_second() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    // Several tries: a flip sent right on a second boundary would hide the rounding.
+    for round in 0..3 {
+        let sent = std::time::Instant::now();
+        let t0 = OffsetDateTime::now_utc();
+        let out = o.cli(&["offline", "blog", "--until", "2s"]).ok();
+        let row = table_row(&out.stdout, "blog");
+        assert!(!row.contains('.'), "the table shows whole seconds: {row}");
+        let st = status(&o);
+        let b = entry(&st, "blog");
+        let (since, until) = (rfc3339(&b["since"]), rfc3339(&b["until"]));
+        assert_eq!(until - since, time::Duration::seconds(2), "{b}");
+        assert!(
+            until >= t0 + time::Duration::seconds(2),
+            "round {round}: --until 2s ends at {until}, less than 2 s after {t0}"
+        );
+        // Offline for the whole 2 s, not until a rounded second.
+        while sent.elapsed() < std::time::Duration::from_millis(1800) {
+            let r = o.get(&host("blog"), "/files/report.pdf?a=1&b=2");
+            assert_eq!(
+                r.status,
+                302,
+                "round {round}: online again after {:?} of --until 2s",
+                sent.elapsed()
+            );
+            // `status` agrees with the proxy.
+            assert_eq!(entry(&status(&o), "blog")["state"], "offline");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        wait_for(WAIT, "blog back online after --until 2s", || {
+            (o.get(&host("blog"), "/").status == 200).then_some(())
+        });
+        assert_status(&o, "blog", "online", "config");
+    }
+}
+
+#[test]
 fn until_rfc3339_in_the_future_is_accepted() {
     let origin = TestOrigin::start("origin");
     let o = two_sites(&origin);
