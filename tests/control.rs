@@ -600,6 +600,29 @@ fn until_is_exact_not_rounded_to_the_second() {
 }
 
 #[test]
+fn bad_until_exits_1_even_when_the_daemon_is_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.sock");
+    let sock = missing.to_str().unwrap();
+    let past = (OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&Rfc3339)
+        .unwrap();
+    for bad in ["soon", "-5m", "0s", "10", past.as_str()] {
+        let out = cli(&[
+            "--socket",
+            sock,
+            "offline",
+            "blog",
+            &format!("--until={bad}"),
+        ]);
+        assert_one_line_error(&out, 1, &["until"]);
+    }
+    // A good one gets as far as the (missing) daemon.
+    let out = cli(&["--socket", sock, "offline", "blog", "--until", "5m"]);
+    assert_one_line_error(&out, 2, &["missing.sock"]);
+}
+
+#[test]
 fn until_rfc3339_in_the_future_is_accepted() {
     let origin = TestOrigin::start("origin");
     let o = two_sites(&origin);
@@ -944,8 +967,8 @@ fn cli_usage_errors_exit_1_and_change_nothing() {
         &[],
     ] {
         let out = o.cli(args);
-        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
-        assert!(!out.stderr.trim().is_empty(), "{args:?}: error on stderr");
+        assert_one_line_error(&out, 1, &["offramp"]);
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
     }
     let st = status(&o);
     assert!(st["global"].is_null());
@@ -953,6 +976,72 @@ fn cli_usage_errors_exit_1_and_change_nothing() {
         assert_eq!(entry(&st, s)["source"], "config");
         assert_proxied(&o, s);
     }
+}
+
+#[test]
+fn explicit_config_that_cannot_be_read_is_an_error_not_the_default_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nonexistent.toml");
+    for args in [&["status"][..], &["offline", "blog"], &["reload"]] {
+        let mut all = vec!["-c", missing.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = cli(&all);
+        assert_one_line_error(&out, 1, &["nonexistent.toml", "--socket"]);
+        assert!(
+            !out.stderr.contains(DEFAULT_SOCKET),
+            "no silent fall-back to the default socket: {out:?}"
+        );
+    }
+    // With --socket, the config file is not needed.
+    let sock = dir.path().join("x.sock");
+    let out = cli(&[
+        "-c",
+        missing.to_str().unwrap(),
+        "--socket",
+        sock.to_str().unwrap(),
+        "status",
+    ]);
+    assert_one_line_error(&out, 2, &["x.sock"]);
+}
+
+const DEFAULT_SOCKET: &str = "/run/offramp/control.sock";
+
+#[test]
+fn a_daemon_that_never_answers_gives_exit_2_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Accepts and holds the connection without a word.
+    let mute = dir.path().join("mute.sock");
+    let l = UnixListener::bind(&mute).expect("bind");
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    // Listens but never accepts (the connection waits in the backlog).
+    let stuck = dir.path().join("stuck.sock");
+    let _never = UnixListener::bind(&stuck).expect("bind");
+    for sock in [&mute, &stuck] {
+        let started = std::time::Instant::now();
+        let out = cli(&[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--timeout",
+            "1s",
+            "offline",
+            "blog",
+        ]);
+        let took = started.elapsed();
+        assert_one_line_error(&out, 2, &["no answer from offramp", "within 1s"]);
+        assert!(!out.stderr.contains("os error"), "no raw OS error: {out:?}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "the CLI gave up after {took:?}"
+        );
+    }
+    let out = cli(&["--timeout", "0s", "status"]);
+    assert_one_line_error(&out, 1, &["timeout"]);
 }
 
 #[test]

@@ -1029,3 +1029,48 @@ fn an_edit_right_after_ready_is_not_missed() {
         (o.get("app.test", "/").header("x-origin") == Some("b")).then_some(())
     });
 }
+
+#[test]
+fn several_errors_read_well_in_reload_and_status() {
+    let a = TestOrigin::start("a");
+    let good = config("", &[site("app", &a.url(), "")]);
+    let o = start_linked(&good);
+    let bad = config(
+        "",
+        &[
+            site("app", &a.url(), "bogus = 1"),
+            site("two", "ftp://nowhere", ""),
+        ],
+    );
+    edit_unseen(&o, &bad);
+    let out = o.cli(&["reload"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "errors are one line on stderr: {out:?}");
+    let line = lines[0];
+    assert!(!line.contains(":;"), "{line}");
+    let file = o.dir.path().join("offramp.toml").display().to_string();
+    let first = format!("{file}:{}: site[1].bogus", line_of(&bad, "bogus"));
+    let second = format!("{file}:{}: site[2].upstream", line_of(&bad, "ftp://"));
+    assert!(line.contains(&format!("stays in force: {first}")), "{line}");
+    assert!(line.contains(&format!("; {second}")), "{line}");
+
+    // `status`: each error on its own indented line under the FAILED line.
+    let table = o.cli(&["status"]).ok().stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("last reload FAILED"))
+        .unwrap_or_else(|| panic!("no FAILED line:\n{table}"));
+    assert!(lines[at + 1].starts_with(&format!("  {first}")), "{table}");
+    assert!(lines[at + 2].starts_with(&format!("  {second}")), "{table}");
+    assert_eq!(lines.len(), at + 3, "{table}");
+
+    // A syntax error: `reload` still finds the daemon through `server.control`.
+    let broken = good.replace("[maintenance]", "[maintenance");
+    edit_unseen(&o, &broken);
+    let out = o.cli(&["reload"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("TOML syntax error"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
