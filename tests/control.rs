@@ -1007,6 +1007,57 @@ fn explicit_config_that_cannot_be_read_is_an_error_not_the_default_socket() {
 const DEFAULT_SOCKET: &str = "/run/offramp/control.sock";
 
 #[test]
+fn edited_control_path_is_reported_and_the_cli_says_how_to_reach_the_daemon() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    let text = std::fs::read_to_string(&o.config).unwrap();
+    o.replace_config(&text.replace("control = \"control.sock\"", "control = \"moved.sock\""));
+    // Applied by the watch; then the CLI follows the file to a socket not there yet.
+    let out = wait_for(WAIT, "the CLI to look for the new path", || {
+        let out = o.cli(&["status"]);
+        (out.code == Some(2)).then_some(out)
+    });
+    let config = o.config.display().to_string();
+    assert_one_line_error(
+        &out,
+        2,
+        &["moved.sock", "server.control", &config, "--socket"],
+    );
+
+    // The daemon still listens on the old path and says a restart is pending.
+    let old = o.socket();
+    let old = old.to_str().unwrap();
+    let st = wait_for(WAIT, "the reload by the file watch", || {
+        let st = cli(&["--socket", old, "status", "--json"]).ok().json();
+        st["reload"].is_object().then_some(st)
+    });
+    assert_eq!(st["reload"]["ok"], true, "{st}");
+    assert_eq!(
+        st["reload"]["needs_restart"],
+        serde_json::json!(["server.control"]),
+        "{st}"
+    );
+    let table = cli(&["--socket", old, "status"]).ok().stdout;
+    assert!(
+        table.contains("needs restart: server.control"),
+        "the table shows the pending restart:\n{table}"
+    );
+    o.wait_log(WAIT, "the warning naming the socket still in use", |l| {
+        l.contains("WARN") && l.contains("control socket stays at") && l.contains(old)
+    });
+    cli(&["--socket", old, "offline", "blog"]).ok();
+    assert_redirected(&o, "blog");
+
+    // Changed back: nothing pending any more.
+    o.replace_config(&text);
+    wait_for(WAIT, "the pending restart to clear", || {
+        let st = o.cli(&["status", "--json"]);
+        (st.code == Some(0) && st.json()["reload"]["needs_restart"] == serde_json::json!([]))
+            .then_some(())
+    });
+}
+
+#[test]
 fn a_daemon_that_never_answers_gives_exit_2_and_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Accepts and holds the connection without a word.
