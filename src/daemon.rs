@@ -335,25 +335,47 @@ impl Daemon {
         Ok(site_statuses(&inner, &names, t))
     }
 
-    /// Drops runtime overrides: per site, or every one (global included) with `All`.
+    /// Returns sites to their config state: per site (the latest action touching them,
+    /// so a global override in force no longer covers them until the next `--all`), or
+    /// every site with `All`, dropping every runtime override, global included.
     pub fn reset(&self, target: &Target, by: Option<u32>) -> Result<Vec<SiteStatus>, String> {
         let mut inner = self.lock();
         let t = now();
+        if let Target::Sites(names) = target {
+            if names.is_empty() {
+                return Err("name at least one site, or use --all".into());
+            }
+            check_sites(&inner.config, names)?;
+        }
         let mut data = inner.state.clone();
+        // Sites not decided by their config now: the reset is what decides them from here.
+        let back: Vec<(String, SiteState)> = target_names(&inner, target)
+            .iter()
+            .filter_map(|n| inner.config.site(n))
+            .filter(|s| data.decide(&s.name, s.state, t).source != Source::Config)
+            .map(|s| (s.name.clone(), s.state))
+            .collect();
         match target {
             Target::All => {
                 data.global = None;
                 data.sites.clear();
             }
             Target::Sites(names) => {
-                if names.is_empty() {
-                    return Err("name at least one site, or use --all".into());
-                }
-                check_sites(&inner.config, names)?;
                 for n in names {
                     data.sites.remove(n);
                 }
             }
+        }
+        for (name, state) in back {
+            let seq = data.next_seq();
+            data.config.insert(
+                name,
+                ConfigMark {
+                    state,
+                    seq,
+                    since: Some(t),
+                },
+            );
         }
         self.commit(&mut inner, data, t, Cause::Reset)?;
         count("reset");

@@ -487,14 +487,82 @@ fn reset_site_drops_its_own_override_only() {
     assert_eq!(entry(&st, "cloud")["state"], "offline", "cloud untouched");
     assert_proxied(&o, "blog");
     assert_redirected(&o, "cloud");
+}
 
-    // Under a global override, resetting a site's own flip leaves the global in force.
-    o.cli(&["offline", "--all"]).ok();
-    o.cli(&["online", "blog"]).ok();
-    assert_proxied(&o, "blog");
-    o.cli(&["reset", "blog"]).ok();
+#[test]
+fn reset_site_under_a_global_override_is_the_latest_action_for_that_site() {
+    let origin = TestOrigin::start("origin");
+    let o = Offramp::start(&config(
+        &origin,
+        "",
+        &[("blog", "online"), ("cloud", "online"), ("wiki", "offline")],
+    ));
+
+    // `reset cloud` after `offline --all`: cloud back to its config, the rest stays.
+    o.cli(&["offline", "--all", "--reason", "move"]).ok();
+    let out = o.cli(&["reset", "cloud"]).ok();
+    let row = table_row(&out.stdout, "cloud");
+    assert_eq!(
+        &row.split_whitespace().collect::<Vec<_>>()[1..3],
+        ["online", "config"],
+        "{row}"
+    );
+    let st = status(&o);
+    let c = entry(&st, "cloud");
+    assert_eq!(
+        (&c["state"], &c["source"]),
+        (&"online".into(), &"config".into()),
+        "{c}"
+    );
+    assert!(c["reason"].is_null() && c["by"].is_null(), "{c}");
+    assert_eq!(st["global"]["state"], "offline", "the global stays: {st}");
     assert_status(&o, "blog", "offline", "all");
+    assert_proxied(&o, "cloud");
     assert_redirected(&o, "blog");
+    let table = o.cli(&["status"]).ok().stdout;
+    assert!(
+        table.contains("not followed by (changed after it): cloud (config)"),
+        "the table says which sites the global does not cover:\n{table}"
+    );
+
+    // A site whose config says offline goes back to offline.
+    o.cli(&["online", "--all"]).ok();
+    o.cli(&["reset", "wiki"]).ok();
+    assert_status(&o, "wiki", "offline", "config");
+    assert_redirected(&o, "wiki");
+    assert_status(&o, "blog", "online", "all");
+
+    // It survives a restart.
+    let o = o.restart();
+    assert_status(&o, "wiki", "offline", "config");
+    assert_status(&o, "cloud", "online", "all");
+
+    // A later `--all` covers the reset sites again.
+    o.cli(&["offline", "--all"]).ok();
+    for s in ["blog", "cloud", "wiki"] {
+        assert_status(&o, s, "offline", "all");
+        assert_redirected(&o, s);
+    }
+    o.cli(&["reset", "cloud"]).ok();
+    o.cli(&["online", "--all"]).ok();
+    assert_status(&o, "cloud", "online", "all");
+    assert_proxied(&o, "wiki");
+
+    // `reset --all` clears everything: each site on its config state.
+    o.cli(&["offline", "blog"]).ok();
+    o.cli(&["reset", "--all"]).ok();
+    let st = status(&o);
+    assert!(st["global"].is_null(), "{st}");
+    for (s, want) in [("blog", "online"), ("cloud", "online"), ("wiki", "offline")] {
+        let e = entry(&st, s);
+        assert_eq!(
+            (&e["state"], &e["source"]),
+            (&want.into(), &"config".into()),
+            "{e}"
+        );
+    }
+    assert_proxied(&o, "blog");
+    assert_redirected(&o, "wiki");
 }
 
 // ---------------------------------------------------------------------------------
