@@ -7,14 +7,17 @@
 //! ```
 //!
 //! Owns: the socket file (created 0660, a stale one replaced, a live one refused), the
-//! wire format, limits (line size, idle time, concurrent clients). Does not own: what a
-//! command does (see `daemon`).
+//! lock file beside it that makes one daemon per socket, the wire format, limits (line
+//! size, idle time, concurrent clients). Does not own: what a command does (see
+//! `daemon`).
 
+use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener as StdUnixListener;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,15 +54,65 @@ pub struct Request {
     pub until: Option<String>,
 }
 
+/// Lock files held for the life of the process, one per bound control socket.
+static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
+
+/// The lock file of the control socket at `path`: `<path>.lock`, beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// Takes the lock that makes this process the only daemon on `path`. Kept until
+/// `cleanup` (or the process's end: the kernel drops it even after a SIGKILL), so two
+/// daemons started at the same moment cannot both get past the checks in `bind`.
+fn lock(path: &Path) -> Result<File, String> {
+    let lock = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock)
+        .map_err(|e| {
+            format!(
+                "cannot open the control socket's lock file {}: {e}",
+                lock.display()
+            )
+        })?;
+    // SAFETY: flock(2) on a descriptor we own; no memory is shared with the kernel.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == ErrorKind::WouldBlock {
+            format!(
+                "another offramp is already running on control socket {} (it holds {}); stop it first",
+                path.display(),
+                lock.display()
+            )
+        } else {
+            format!("cannot lock {}: {e}", lock.display())
+        });
+    }
+    Ok(file)
+}
+
 /// Binds the control socket at `path` with mode 0660, owned by `group` when given
 /// (`[server] control_group`), so that exactly that group's members may use it.
 ///
-/// A socket file left by a dead daemon is replaced; one a live daemon answers on is
-/// refused, and so is any path that is not a socket.
+/// The lock file beside it (`<path>.lock`) is taken first and held for the daemon's
+/// life: a second daemon on the same path is refused, even one started at the same
+/// moment. A socket file left by a dead daemon is then replaced; a path that is not a
+/// socket never is.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<StdUnixListener, String> {
     let shown = path.display();
+    let lock = lock(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            // Under the lock no offramp can be listening there, unless it predates the
+            // lock file: ask, rather than take its socket away.
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(_) => {
                     return Err(format!(
@@ -105,13 +158,20 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<StdUnixListener, String> 
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
     }
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((path.to_path_buf(), lock));
     info!("listening proto=control addr={shown}");
     Ok(listener)
 }
 
-/// Removes the socket file at shutdown.
+/// Removes the socket file at shutdown, then lets the lock go. The lock file stays:
+/// removing it could let two later daemons lock two different files.
 pub fn cleanup(path: &Path) {
     let _ = std::fs::remove_file(path);
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|(p, _)| p != path);
 }
 
 /// Accepts control clients until the process exits.

@@ -1384,6 +1384,118 @@ fn second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_serving() {
     assert_still_serving(&mut o, "cloud");
 }
 
+/// `offramp serve` started by hand: its stderr lines are collected; `ready` tells when
+/// it logged that it is serving.
+struct Spawned {
+    child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    fn start(config: &Path) -> Spawned {
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn offramp serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Spawned { child, log }
+    }
+
+    fn ready(&self) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(" ready"))
+    }
+
+    fn text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_daemons_started_at_the_same_moment_one_wins_the_other_is_refused() {
+    let origin = TestOrigin::start("origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("control.sock");
+    let mut configs = Vec::new();
+    for i in 0..2 {
+        let d = dir.path().join(format!("d{i}"));
+        std::fs::create_dir(&d).unwrap();
+        let text = config(&origin, "", &[("blog", "online")]).replace(
+            "control = \"control.sock\"",
+            &format!("control = \"{}\"", toml_path(&sock)),
+        );
+        std::fs::write(d.join("offramp.toml"), text).unwrap();
+        configs.push(d.join("offramp.toml"));
+    }
+    for round in 0..5 {
+        let mut both: Vec<Spawned> = configs.iter().map(|c| Spawned::start(c)).collect();
+        // Each one either serves or exits.
+        let outcome: Vec<Option<i32>> = wait_for(WAIT, "both daemons to settle", || {
+            let mut out = Vec::new();
+            for d in both.iter_mut() {
+                match d.child.try_wait().expect("try_wait") {
+                    Some(st) => out.push(Some(st.code().unwrap_or(-1))),
+                    None if d.ready() => out.push(None),
+                    None => return None,
+                }
+            }
+            Some(out)
+        });
+        let serving: Vec<usize> = (0..2).filter(|i| outcome[*i].is_none()).collect();
+        assert_eq!(
+            serving.len(),
+            1,
+            "round {round}: exactly one daemon serves: {outcome:?}\n--- 0:\n{}\n--- 1:\n{}",
+            both[0].text(),
+            both[1].text()
+        );
+        let loser = 1 - serving[0];
+        assert_eq!(
+            outcome[loser],
+            Some(1),
+            "round {round}: {}",
+            both[loser].text()
+        );
+        // The loser may exit before its stderr is fully read: wait for the line.
+        wait_for(WAIT, "the loser's reason", || {
+            both[loser].text().contains("already running").then_some(())
+        });
+        // The winner answers on the socket, with its own sites.
+        let st = cli(&["--socket", sock.to_str().unwrap(), "status", "--json"])
+            .ok()
+            .json();
+        assert_eq!(entry(&st, "blog")["state"], "online", "{st}");
+        let winner = &mut both[serving[0]];
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(winner.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = winner.child.wait();
+    }
+}
+
 #[test]
 fn control_path_that_is_not_a_socket_is_never_replaced() {
     let origin = TestOrigin::start("origin");
