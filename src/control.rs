@@ -296,14 +296,43 @@ fn target(req: &Request) -> Result<Target, String> {
     }
 }
 
+/// Refuses a request that carries a field its command does not take: a script that
+/// sends one expects it to mean something, and it would be silently ignored.
+fn only(req: &Request, allowed: &[&str]) -> Result<(), String> {
+    let given = [
+        ("sites", !req.sites.is_empty()),
+        ("all", req.all),
+        ("reason", req.reason.is_some()),
+        ("until", req.until.is_some()),
+    ];
+    let extra: Vec<String> = given
+        .iter()
+        .filter(|(field, set)| *set && !allowed.contains(field))
+        .map(|(field, _)| format!("{field:?}"))
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let takes = match allowed {
+        [] => "no other field".to_string(),
+        _ => {
+            let quoted: Vec<String> = allowed.iter().map(|f| format!("{f:?}")).collect();
+            format!("only {}", quoted.join(", "))
+        }
+    };
+    Err(format!(
+        "{} takes {takes}, not {}",
+        req.cmd,
+        extra.join(", ")
+    ))
+}
+
 /// Executes one request; the reply as JSON.
 pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
     let result = (|| -> Result<Value, String> {
         match req.cmd.as_str() {
             "status" => {
-                if req.all || req.reason.is_some() || req.until.is_some() {
-                    return Err("status takes only \"sites\"".into());
-                }
+                only(&req, &["sites"])?;
                 let (sites, global, reload) = daemon.status(&req.sites)?;
                 Ok(json!({"ok": true, "sites": sites, "global": global, "reload": reload}))
             }
@@ -329,13 +358,12 @@ pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
                 Ok(json!({"ok": true, "sites": sites}))
             }
             "reset" => {
-                if req.reason.is_some() || req.until.is_some() {
-                    return Err("reset takes only \"sites\" or \"all\"".into());
-                }
+                only(&req, &["sites", "all"])?;
                 let sites = daemon.reset(&target(&req)?, uid)?;
                 Ok(json!({"ok": true, "sites": sites}))
             }
             "reload" => {
+                only(&req, &[])?;
                 info!(target: "offramp::reload", by = uid.map_or(-1, i64::from), "reload requested over the control socket");
                 let report = daemon.reload()?;
                 Ok(json!({"ok": true, "reload": report}))

@@ -1187,6 +1187,36 @@ fn terminal_escapes_in_a_reason_never_reach_the_terminal() {
     assert!(!raw.contains('\u{1b}'), "{raw:?}");
 }
 
+#[test]
+fn unexpected_fields_are_refused_for_every_command() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    let reloads = |o: &Offramp| o.count_log(|l| l.contains("reload requested"));
+    let before = reloads(&o);
+    let mut c = Ctl::open(&o.socket());
+    for line in [
+        r#"{"cmd":"reload","sites":["x"]}"#,
+        r#"{"cmd":"reload","all":true}"#,
+        r#"{"cmd":"reload","reason":"why"}"#,
+        r#"{"cmd":"reload","until":"1h"}"#,
+        r#"{"cmd":"status","all":true}"#,
+        r#"{"cmd":"status","until":"1h"}"#,
+        r#"{"cmd":"reset","sites":["blog"],"reason":"why"}"#,
+        r#"{"cmd":"online","sites":["blog"],"until":"1h"}"#,
+    ] {
+        let r = c.call(line);
+        assert_refused(&r, line);
+        assert!(
+            r["error"].as_str().unwrap().contains('"'),
+            "the error names the field: {r}"
+        );
+    }
+    assert_eq!(reloads(&o), before, "no reload ran");
+    assert_status(&o, "blog", "online", "config");
+    // The same requests without the extra field work.
+    assert_eq!(c.call(r#"{"cmd":"reload"}"#)["ok"], true);
+}
+
 // ---------------------------------------------------------------------------------
 // The control socket by hand
 // ---------------------------------------------------------------------------------

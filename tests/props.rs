@@ -569,7 +569,7 @@ impl Model {
         };
         match r.cmd.as_str() {
             "status" => !r.all && r.reason.is_none() && r.until.is_none() && known,
-            "reload" => true,
+            "reload" => !r.all && r.sites.is_empty() && r.reason.is_none() && r.until.is_none(),
             "offline" | "online" => {
                 let offline = r.cmd == "offline";
                 let until_ok = match r.until.as_deref() {
