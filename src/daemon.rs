@@ -157,12 +157,17 @@ impl Daemon {
             }
         };
         let t = now();
+        for (name, o) in data.sites.iter().filter(|(_, o)| o.expired(t)) {
+            log_expired_while_stopped(name, o);
+        }
+        if let Some(g) = data.global.as_ref().filter(|g| g.expired(t)) {
+            log_expired_while_stopped("--all", g);
+        }
         data.prune_expired(t);
+        // Edits made while offramp was stopped are routine: told, not alarmed about.
         for name in data.sites.keys() {
             if config.site(name).is_none() {
-                warnings.push(format!(
-                    "dropping the runtime override of site {name:?}: it is no longer in the config"
-                ));
+                warn!(target: "offramp::control", "dropping the runtime override of site {name:?}: it is no longer in the config");
             }
         }
         data.sites.retain(|name, _| config.site(name).is_some());
@@ -199,7 +204,7 @@ impl Daemon {
             }
         }
         for name in edited {
-            warnings.push(format!("dropping the runtime override of site {name:?}: its state was edited in the config file since"));
+            warn!(target: "offramp::control", "dropping the runtime override of site {name:?}: its state was edited in the config file while offramp was stopped, and the edit is the latest action");
         }
         let table = Arc::new(RouteTable::build(&config));
         let inner = Inner {
@@ -723,6 +728,17 @@ fn load_in_force(file: &Path, running: &Config) -> Result<(Config, Vec<String>),
                 .collect(),
         )),
     }
+}
+
+fn log_expired_while_stopped(site: &str, o: &Override) {
+    info!(
+        target: "offramp::control",
+        site,
+        state = o.state.as_str(),
+        until = o.until.and_then(|u| crate::maintenance::rfc3339(u.into())).as_deref().unwrap_or(""),
+        reason = o.reason.as_deref().unwrap_or(""),
+        "runtime override expired while offramp was stopped; dropped"
+    );
 }
 
 fn check_sites(config: &Config, names: &[String]) -> Result<(), String> {

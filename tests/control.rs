@@ -871,6 +871,75 @@ fn override_of_a_site_removed_while_stopped_is_dropped() {
 }
 
 #[test]
+fn state_edit_and_expiry_while_stopped_are_applied_and_told_at_start_up() {
+    let origin = TestOrigin::start("origin");
+    let o = Offramp::start(&config(
+        &origin,
+        "",
+        &[("blog", "online"), ("cloud", "online"), ("wiki", "online")],
+    ));
+    o.cli(&["offline", "blog", "--reason", "flip before the edit"])
+        .ok();
+    o.cli(&["offline", "cloud", "--reason", "short", "--until", "1s"])
+        .ok();
+    o.cli(&["offline", "wiki", "--reason", "kept"]).ok();
+    let mut o = o;
+    assert_eq!(o.stop(), Some(0));
+    // While stopped: blog's state edited in the file (the latest action for blog), and
+    // cloud's --until runs out.
+    o.write_config(&config(
+        &origin,
+        "",
+        &[("blog", "offline"), ("cloud", "online"), ("wiki", "online")],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let o = o.restart_stopped();
+
+    let st = status(&o);
+    let b = entry(&st, "blog");
+    assert_eq!(
+        (&b["state"], &b["source"]),
+        (&"offline".into(), &"config".into()),
+        "{b}"
+    );
+    assert!(b["reason"].is_null(), "the flip was dropped: {b}");
+    assert_status(&o, "cloud", "online", "config");
+    assert_proxied(&o, "cloud");
+    let w = entry(&st, "wiki");
+    assert_eq!(
+        (&w["source"], &w["reason"]),
+        (&"runtime".into(), &"kept".into())
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(o.state_file()).unwrap()).unwrap();
+    let kept: Vec<&String> = saved["sites"].as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["wiki"], "{saved}");
+
+    // Told in the log, as the routine events they are: not errors.
+    let edited = o.wait_log(WAIT, "the dropped override of blog", |l| {
+        l.contains("blog") && l.contains("edited")
+    });
+    assert!(
+        edited.contains("WARN") || edited.contains("INFO"),
+        "{edited}"
+    );
+    let expired = o.wait_log(WAIT, "the override of cloud that expired", |l| {
+        l.contains("cloud") && l.contains("expired while offramp was stopped")
+    });
+    assert!(expired.contains("INFO"), "{expired}");
+    assert!(
+        expired.contains("short"),
+        "the log says which override: {expired}"
+    );
+    assert_eq!(
+        o.count_log(|l| l.contains("ERROR")),
+        0,
+        "nothing logged as an error:\n{}",
+        o.log_text()
+    );
+}
+
+#[test]
 fn global_override_applies_to_sites_added_later() {
     let origin = TestOrigin::start("origin");
     let o = Offramp::start(&config(&origin, "", &[("blog", "online")]));
