@@ -1739,6 +1739,64 @@ fn flip_is_visible_to_the_first_request_after_the_cli_returns() {
 // ---------------------------------------------------------------------------------
 
 #[test]
+fn by_is_the_uid_of_the_peer_that_asked() {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED: by_is_the_uid_of_the_peer_that_asked needs root to run the CLI as \
+             another uid; only this process's own uid is checked elsewhere"
+        );
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let origin = TestOrigin::start("origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("offramp.toml"),
+        config(&origin, "", &[("blog", "online"), ("cloud", "online")]).replace(
+            "[server]\n",
+            &format!("[server]\ncontrol_group = {NOBODY}\n"),
+        ),
+    )
+    .unwrap();
+    // The other user must be able to reach the socket: the directory, then the group.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let o = Offramp::start_in(dir, &[]);
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--socket").arg(o.socket()).args(args);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setgroups/setgid/setuid, async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(NOBODY) != 0
+                    || libc::setuid(NOBODY) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        run_with_timeout(&mut cmd, WAIT)
+    };
+    let out = as_nobody(&["offline", "blog", "--reason", "from nobody"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        table_row(&out.stdout, "blog").ends_with(&format!("uid {NOBODY}")),
+        "{out:?}"
+    );
+    let st = status(&o);
+    assert_eq!(entry(&st, "blog")["by"], NOBODY, "{st}");
+    o.wait_log(WAIT, "the flip logged with the peer's uid", |l| {
+        l.contains("from nobody") && l.contains(&format!("by={NOBODY}"))
+    });
+    // And root's own change is root's.
+    o.cli(&["offline", "cloud"]).ok();
+    assert_eq!(entry(&status(&o), "cloud")["by"], 0);
+}
+
+#[test]
 fn every_change_is_logged_with_who_and_why() {
     let origin = TestOrigin::start("origin");
     let o = two_sites(&origin);
