@@ -920,13 +920,15 @@ impl Ctl {
     }
 }
 
-fn flip_line(state: Seen) -> String {
+/// A flip of `blog` with a reason unique to it (`load <n>`), so that the state found
+/// after a crash tells which flip it is.
+fn flip_line(state: Seen, n: usize) -> String {
     let cmd = if state == Seen::Offline {
         "offline"
     } else {
         "online"
     };
-    format!("{{\"cmd\":\"{cmd}\",\"sites\":[\"blog\"],\"reason\":\"load\"}}")
+    format!("{{\"cmd\":\"{cmd}\",\"sites\":[\"blog\"],\"reason\":\"load {n}\"}}")
 }
 
 #[test]
@@ -1002,7 +1004,7 @@ fn under_load_every_answer_matches_a_state_in_force_and_the_last_ack_survives_si
             Seen::Online
         };
         let sent = Instant::now();
-        let v = ctl.call(&flip_line(state)).expect("flip answered");
+        let v = ctl.call(&flip_line(state, i)).expect("flip answered");
         let acked = Instant::now();
         assert_eq!(v["ok"], true, "{v}");
         flips.push(Flip { sent, acked, state });
@@ -1053,37 +1055,53 @@ fn under_load_every_answer_matches_a_state_in_force_and_the_last_ack_survives_si
 
     // Flip as fast as possible and SIGKILL the daemon in the middle: after a restart,
     // the last acknowledged flip is in force (or the one in flight, if it was saved).
+    // Every flip has its own reason: the one found tells exactly which flip survived.
     let sock = o.socket();
+    let first = flips.len() + 1;
     let flipper = std::thread::spawn(move || {
         let mut ctl = Ctl::open(&sock);
-        let mut last_acked = Seen::Online;
-        let mut state = Seen::Online;
-        loop {
+        // The last flip of the loop above (the 100th, to online) was acknowledged.
+        let mut last_acked = (first - 1, state);
+        let mut state = state;
+        for n in first.. {
             state = if state == Seen::Online {
                 Seen::Offline
             } else {
                 Seen::Online
             };
-            match ctl.call(&flip_line(state)) {
-                Some(v) if v["ok"] == true => last_acked = state,
-                _ => return (last_acked, state),
+            match ctl.call(&flip_line(state, n)) {
+                Some(v) if v["ok"] == true => last_acked = (n, state),
+                _ => return (last_acked, (n, state)),
             }
         }
+        unreachable!()
     });
     std::thread::sleep(Duration::from_millis(300));
     o.signal(libc::SIGKILL);
     let (last_acked, in_flight) = flipper.join().expect("flipper");
+    assert!(
+        last_acked.0 >= first,
+        "no flip was acknowledged before the kill"
+    );
     let o = o.kill_and_restart();
     let b = entry(&status(&o), "blog");
+    let reason = b["reason"].as_str().unwrap_or_default().to_string();
+    let found = [last_acked, in_flight]
+        .into_iter()
+        .find(|(n, _)| reason == format!("load {n}"));
+    let Some((_, state)) = found else {
+        panic!(
+            "after SIGKILL: {b}; expected the last acknowledged flip (load {}) or the one \
+             in flight (load {})",
+            last_acked.0, in_flight.0
+        );
+    };
     let now = if b["state"] == "offline" {
         Seen::Offline
     } else {
         Seen::Online
     };
-    assert!(
-        now == last_acked || now == in_flight,
-        "after SIGKILL: {now:?}, last acknowledged {last_acked:?}, in flight {in_flight:?}"
-    );
+    assert_eq!(now, state, "the state of that flip: {b}");
     let r = o.get("blog.home.example", "/after");
     assert_eq!(
         r.status == 302,
