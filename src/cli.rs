@@ -1,6 +1,7 @@
 //! The `offramp` command line: argument parsing and the client side of the control
-//! socket. Exit codes: 0 success, 1 refused request or invalid arguments, 2 daemon
-//! unreachable (CONTRACT section 4). Errors are one line on stderr.
+//! socket. Exit codes: 0 success, 1 refused request or invalid arguments (an explicit
+//! `-c FILE` that cannot be read included), 2 daemon unreachable: no socket, connection
+//! refused, no answer in time (CONTRACT section 4). Errors are one line on stderr.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -8,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::config::{self, Config};
 use crate::control::Request;
@@ -24,6 +27,9 @@ pub struct Cli {
     /// Control socket (default: [server] control from the config file).
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// How long to wait for the daemon's answer (e.g. 5s, 2m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
     /// Log format of `serve`.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -97,33 +103,48 @@ pub struct TargetArgs {
     all: bool,
 }
 
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match crate::duration::parse(s)? {
+        d if d.is_zero() => Err("the timeout must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+/// Parses the arguments; `Err` is the exit code after the error or help was printed.
+fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    parsed.map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("offramp: no command given: serve, check, status, offline, online, reset or reload (see offramp --help)");
+            ExitCode::from(1)
+        }
+        _ => {
+            // Errors are one line on stderr (CONTRACT section 4).
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            eprintln!("offramp: {} (see offramp --help)", crate::table::escape(first));
+            ExitCode::from(1)
+        }
+    })
+}
+
 /// Parses arguments and runs the command; the process exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = e.print();
-                    ExitCode::from(if e.use_stderr() { 1 } else { 0 })
-                }
-                _ => {
-                    // Errors are one line on stderr (CONTRACT section 4).
-                    let text = e.render().to_string();
-                    let first: Vec<&str> = text
-                        .lines()
-                        .take_while(|l| !l.trim().is_empty())
-                        .map(str::trim)
-                        .collect();
-                    let first = first.join(" ");
-                    let first = first.strip_prefix("error: ").unwrap_or(&first);
-                    eprintln!("offramp: {first} (see offramp --help)");
-                    ExitCode::from(1)
-                }
-            };
-        }
+    let (cli, matches) = match parse_args() {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     match &cli.command {
         Command::Serve => {
@@ -152,7 +173,10 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        _ => client(&cli),
+        _ => {
+            let explicit = matches.value_source("config") == Some(ValueSource::CommandLine);
+            client(&cli, explicit)
+        }
     }
 }
 
@@ -189,11 +213,90 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn socket_path(cli: &Cli) -> PathBuf {
+/// The control socket to use and where that path came from.
+struct Socket {
+    path: PathBuf,
+    from: From,
+}
+
+/// Where the control socket's path came from, for messages.
+enum From {
+    Flag,
+    /// `[server] control` in this config file.
+    Config(String),
+    /// The default path, and why.
+    Default(String),
+}
+
+/// The socket from `--socket`, else `[server] control` of the config file, read
+/// leniently (the rest of the file may have errors: the daemon keeps running on its
+/// last good config). A config file given with `-c` that cannot be read is an error;
+/// the default one missing means the default socket.
+fn socket_path(cli: &Cli, explicit_config: bool) -> Result<Socket, String> {
     if let Some(s) = &cli.socket {
-        return s.clone();
+        return Ok(Socket {
+            path: s.clone(),
+            from: From::Flag,
+        });
     }
-    config::control_path_hint(&cli.config).unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONTROL))
+    let file = if cli.config.is_absolute() {
+        cli.config.clone()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(&cli.config))
+            .unwrap_or_else(|_| cli.config.clone())
+    };
+    let shown = file.display();
+    let default = |why: String| Socket {
+        path: PathBuf::from(config::DEFAULT_CONTROL),
+        from: From::Default(why),
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if explicit_config => {
+            return Err(format!(
+                "cannot read config file {shown}: {e} (it says where the control socket is; or give the socket with --socket PATH)"
+            ))
+        }
+        Err(e) => return Ok(default(format!("config file {shown} cannot be read: {e}"))),
+    };
+    let control = match toml::from_str::<toml::Table>(&text) {
+        Ok(table) => match table.get("server").and_then(|s| s.get("control")) {
+            Some(toml::Value::String(c)) => Some(c.clone()),
+            _ => None,
+        },
+        // A syntax error elsewhere (the daemon keeps its last good config): look for
+        // the line itself, so that `reload` and `status` still report on it.
+        Err(_) => control_line(&text),
+    };
+    match control {
+        Some(c) => Ok(Socket {
+            path: config::resolve_path(&file, &c),
+            from: From::Config(shown.to_string()),
+        }),
+        None => Ok(default(format!("{shown} does not set server.control"))),
+    }
+}
+
+/// The value of a `control = "..."` line in the `[server]` table of a file that is not
+/// valid TOML as a whole.
+fn control_line(text: &str) -> Option<String> {
+    let mut in_server = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_server = line.split('#').next().map(str::trim) == Some("[server]");
+            continue;
+        }
+        if !in_server || !line.starts_with("control") {
+            continue;
+        }
+        if let Ok(t) = toml::from_str::<toml::Table>(line) {
+            if let Some(toml::Value::String(c)) = t.get("control") {
+                return Some(c.clone());
+            }
+        }
+    }
+    None
 }
 
 fn request_for(cmd: &Command) -> Request {
@@ -248,38 +351,119 @@ fn request_for(cmd: &Command) -> Request {
     }
 }
 
-/// Sends one request and reads one reply line. `Err` means the daemon is unreachable.
-pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
-    let unreachable =
-        |e: std::io::Error| format!("cannot reach offramp at {}: {e}", socket.display());
-    let mut s = UnixStream::connect(socket).map_err(unreachable)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(unreachable)?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))
-        .map_err(unreachable)?;
-    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
-    line.push('\n');
-    s.write_all(line.as_bytes()).map_err(unreachable)?;
-    let mut reply = String::new();
-    BufReader::new(s)
-        .read_line(&mut reply)
-        .map_err(unreachable)?;
-    if reply.is_empty() {
-        return Err(format!(
-            "offramp at {} closed the connection without answering",
-            socket.display()
-        ));
-    }
-    serde_json::from_str(&reply).map_err(|e| format!("unreadable answer from offramp: {e}"))
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// No socket, connection refused, closed without an answer, an unreadable answer.
+    Unreachable(std::io::Error),
+    /// Connected, but no answer came within the time allowed.
+    NoAnswer,
+    /// The answer was not a JSON line.
+    Garbled(String),
 }
 
-fn client(cli: &Cli) -> ExitCode {
-    let socket = socket_path(cli);
+/// Sends one request and reads one reply line, all within `timeout` (connecting
+/// included: a daemon that stopped accepting must not hang the CLI).
+pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, CallError> {
+    let mut line = serde_json::to_string(req).map_err(|e| CallError::Garbled(e.to_string()))?;
+    line.push('\n');
+    let path = socket.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The thread is left behind on a timeout; the CLI exits right after.
+    std::thread::spawn(move || {
+        let exchange = || -> std::io::Result<String> {
+            let mut s = UnixStream::connect(&path)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            s.write_all(line.as_bytes())?;
+            let mut reply = String::new();
+            BufReader::new(s).read_line(&mut reply)?;
+            Ok(reply)
+        };
+        let _ = tx.send(exchange());
+    });
+    let reply = match rx.recv_timeout(timeout) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(CallError::NoAnswer)
+        }
+        Ok(Err(e)) => return Err(CallError::Unreachable(e)),
+        Err(_) => return Err(CallError::NoAnswer),
+    };
+    if reply.is_empty() {
+        return Err(CallError::Unreachable(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed the connection without answering",
+        )));
+    }
+    serde_json::from_str(&reply).map_err(|e| CallError::Garbled(e.to_string()))
+}
+
+/// The one line said when `call` fails.
+fn unreachable_message(socket: &Socket, e: &CallError, timeout: Duration) -> String {
+    let path = socket.path.display();
+    let hint = match &socket.from {
+        From::Flag => String::new(),
+        From::Config(file) => format!(
+            " (path from server.control in {file}; if that was changed since offramp started, offramp listens on the old path until restarted: give it with --socket PATH)"
+        ),
+        From::Default(why) => format!(
+            " (the default path: {why}; give the socket with --socket PATH or the config with -c FILE)"
+        ),
+    };
+    match e {
+        CallError::Unreachable(e) => format!("cannot reach offramp at {path}: {e}{hint}"),
+        CallError::NoAnswer => format!(
+            "no answer from offramp at {path} within {} (is it overloaded or stuck? see its log; --timeout sets the wait)",
+            crate::duration::format(timeout)
+        ),
+        CallError::Garbled(e) => {
+            format!("unreadable answer from {path}: {e}; is that an offramp control socket?{hint}")
+        }
+    }
+}
+
+/// A refusal message from the daemon made one line: lines joined, control characters
+/// escaped (it may quote what the request or the config file contained).
+fn one_line(msg: &str) -> String {
+    let mut out = String::new();
+    for l in msg.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l);
+    }
+    crate::table::escape(&out)
+}
+
+fn client(cli: &Cli, explicit_config: bool) -> ExitCode {
+    // Invalid arguments are refused before the daemon is asked: exit 1 even without it.
+    if let Command::Offline { until: Some(u), .. } = &cli.command {
+        if let Err(e) = crate::control::parse_until(u, OffsetDateTime::now_utc()) {
+            eprintln!("offramp: {}", crate::table::escape(&e));
+            return ExitCode::from(1);
+        }
+    }
+    let socket = match socket_path(cli, explicit_config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("offramp: {}", crate::table::escape(&e));
+            return ExitCode::from(1);
+        }
+    };
     let req = request_for(&cli.command);
-    let reply = match call(&socket, &req) {
+    let reply = match call(&socket.path, &req, cli.timeout) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("offramp: {e}");
+            eprintln!(
+                "offramp: {}",
+                crate::table::escape(&unreachable_message(&socket, &e, cli.timeout))
+            );
             return ExitCode::from(2);
         }
     };
@@ -288,7 +472,7 @@ fn client(cli: &Cli) -> ExitCode {
             .get("error")
             .and_then(Value::as_str)
             .unwrap_or("request refused");
-        eprintln!("offramp: {}", msg.replace('\n', "; "));
+        eprintln!("offramp: {}", one_line(msg));
         return ExitCode::from(1);
     }
     match &cli.command {
@@ -333,5 +517,22 @@ fn print_reload(reply: &Value) {
         if !items.is_empty() {
             println!("  {label}: {}", items.join(", "));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_line_is_found_in_a_file_with_syntax_errors() {
+        let text = "[server]\nhttp = [\"127.0.0.1:8080\"\ncontrol = \"/run/x.sock\" # here\n[[site]]\nname = \n";
+        assert!(toml::from_str::<toml::Table>(text).is_err());
+        assert_eq!(control_line(text).as_deref(), Some("/run/x.sock"));
+        assert_eq!(control_line("[site]\ncontrol = \"/a\"\n[server\n"), None);
+        assert_eq!(
+            control_line("[server] # main\ncontrol_group = \"g\"\ncontrol = \"/b\"\n"),
+            Some("/b".into())
+        );
     }
 }

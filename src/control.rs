@@ -7,14 +7,17 @@
 //! ```
 //!
 //! Owns: the socket file (created 0660, a stale one replaced, a live one refused), the
-//! wire format, limits (line size, idle time, concurrent clients). Does not own: what a
-//! command does (see `daemon`).
+//! lock file beside it that makes one daemon per socket, the wire format, limits (line
+//! size, idle time, concurrent clients). Does not own: what a command does (see
+//! `daemon`).
 
+use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener as StdUnixListener;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +29,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::config::SiteState;
-use crate::daemon::{Daemon, Target};
+use crate::daemon::{Daemon, Target, Until};
 
 /// Longest request line accepted, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -51,15 +54,65 @@ pub struct Request {
     pub until: Option<String>,
 }
 
+/// Lock files held for the life of the process, one per bound control socket.
+static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
+
+/// The lock file of the control socket at `path`: `<path>.lock`, beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// Takes the lock that makes this process the only daemon on `path`. Kept until
+/// `cleanup` (or the process's end: the kernel drops it even after a SIGKILL), so two
+/// daemons started at the same moment cannot both get past the checks in `bind`.
+fn lock(path: &Path) -> Result<File, String> {
+    let lock = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock)
+        .map_err(|e| {
+            format!(
+                "cannot open the control socket's lock file {}: {e}",
+                lock.display()
+            )
+        })?;
+    // SAFETY: flock(2) on a descriptor we own; no memory is shared with the kernel.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == ErrorKind::WouldBlock {
+            format!(
+                "another offramp is already running on control socket {} (it holds {}); stop it first",
+                path.display(),
+                lock.display()
+            )
+        } else {
+            format!("cannot lock {}: {e}", lock.display())
+        });
+    }
+    Ok(file)
+}
+
 /// Binds the control socket at `path` with mode 0660, owned by `group` when given
 /// (`[server] control_group`), so that exactly that group's members may use it.
 ///
-/// A socket file left by a dead daemon is replaced; one a live daemon answers on is
-/// refused, and so is any path that is not a socket.
+/// The lock file beside it (`<path>.lock`) is taken first and held for the daemon's
+/// life: a second daemon on the same path is refused, even one started at the same
+/// moment. A socket file left by a dead daemon is then replaced; a path that is not a
+/// socket never is.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<StdUnixListener, String> {
     let shown = path.display();
+    let lock = lock(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            // Under the lock no offramp can be listening there, unless it predates the
+            // lock file: ask, rather than take its socket away.
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(_) => {
                     return Err(format!(
@@ -105,13 +158,20 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<StdUnixListener, String> 
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
     }
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((path.to_path_buf(), lock));
     info!("listening proto=control addr={shown}");
     Ok(listener)
 }
 
-/// Removes the socket file at shutdown.
+/// Removes the socket file at shutdown, then lets the lock go. The lock file stays:
+/// removing it could let two later daemons lock two different files.
 pub fn cleanup(path: &Path) {
     let _ = std::fs::remove_file(path);
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|(p, _)| p != path);
 }
 
 /// Accepts control clients until the process exits.
@@ -200,26 +260,32 @@ fn error_reply(msg: &str) -> String {
     s
 }
 
-/// Parses `--until`: a duration from `now` or an RFC 3339 time.
-pub fn parse_until(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+/// Parses `--until`: a duration from the moment the change is made, or an RFC 3339 time.
+pub fn parse_until_spec(s: &str) -> Result<Until, String> {
     if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t.to_offset(time::UtcOffset::UTC));
+        return Ok(Until::At(t.to_offset(time::UtcOffset::UTC)));
     }
     match crate::duration::parse(s) {
         Ok(d) if d.is_zero() => Err("--until must be in the future".into()),
         Ok(d) => time::Duration::try_from(d)
-            .ok()
-            .and_then(|d| now.checked_add(d))
-            .ok_or_else(|| format!("--until {s:?} is too far in the future")),
+            .map(Until::After)
+            .map_err(|_| format!("--until {s:?} is too far in the future")),
         Err(_) => Err(format!(
             "invalid --until {s:?}: use a duration (90s, 30m, 2h) or an RFC 3339 time (2026-11-22T18:00:00Z)"
         )),
     }
 }
 
-fn now_secs() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
+/// Parses `--until` into the time it names from `now`, which must be in the future;
+/// exact (a duration of `2s` ends 2 s after `now`, not at a rounded second).
+pub fn parse_until(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let t = parse_until_spec(s)?
+        .at(now)
+        .ok_or_else(|| format!("--until {s:?} is too far in the future"))?;
+    if t <= now {
+        return Err(format!("--until {s:?} is in the past"));
+    }
+    Ok(t)
 }
 
 fn target(req: &Request) -> Result<Target, String> {
@@ -230,14 +296,43 @@ fn target(req: &Request) -> Result<Target, String> {
     }
 }
 
+/// Refuses a request that carries a field its command does not take: a script that
+/// sends one expects it to mean something, and it would be silently ignored.
+fn only(req: &Request, allowed: &[&str]) -> Result<(), String> {
+    let given = [
+        ("sites", !req.sites.is_empty()),
+        ("all", req.all),
+        ("reason", req.reason.is_some()),
+        ("until", req.until.is_some()),
+    ];
+    let extra: Vec<String> = given
+        .iter()
+        .filter(|(field, set)| *set && !allowed.contains(field))
+        .map(|(field, _)| format!("{field:?}"))
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let takes = match allowed {
+        [] => "no other field".to_string(),
+        _ => {
+            let quoted: Vec<String> = allowed.iter().map(|f| format!("{f:?}")).collect();
+            format!("only {}", quoted.join(", "))
+        }
+    };
+    Err(format!(
+        "{} takes {takes}, not {}",
+        req.cmd,
+        extra.join(", ")
+    ))
+}
+
 /// Executes one request; the reply as JSON.
 pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
     let result = (|| -> Result<Value, String> {
         match req.cmd.as_str() {
             "status" => {
-                if req.all || req.reason.is_some() || req.until.is_some() {
-                    return Err("status takes only \"sites\"".into());
-                }
+                only(&req, &["sites"])?;
                 let (sites, global, reload) = daemon.status(&req.sites)?;
                 Ok(json!({"ok": true, "sites": sites, "global": global, "reload": reload}))
             }
@@ -252,7 +347,7 @@ pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
                     (Some(_), SiteState::Online) => {
                         return Err("\"until\" applies to offline only".into())
                     }
-                    (Some(u), _) => Some(parse_until(u, now_secs())?),
+                    (Some(u), _) => Some(parse_until_spec(u)?),
                     (None, _) => None,
                 };
                 let reason = req.reason.clone().filter(|r| !r.trim().is_empty());
@@ -263,13 +358,12 @@ pub fn handle(daemon: &Daemon, req: Request, uid: Option<u32>) -> Value {
                 Ok(json!({"ok": true, "sites": sites}))
             }
             "reset" => {
-                if req.reason.is_some() || req.until.is_some() {
-                    return Err("reset takes only \"sites\" or \"all\"".into());
-                }
+                only(&req, &["sites", "all"])?;
                 let sites = daemon.reset(&target(&req)?, uid)?;
                 Ok(json!({"ok": true, "sites": sites}))
             }
             "reload" => {
+                only(&req, &[])?;
                 info!(target: "offramp::reload", by = uid.map_or(-1, i64::from), "reload requested over the control socket");
                 let report = daemon.reload()?;
                 Ok(json!({"ok": true, "reload": report}))

@@ -5,7 +5,7 @@
 //! the new state, persist it when it must survive a restart, then publish a new
 //! `Snapshot` with one atomic swap. The data path never takes the lock.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigErrors, SiteState};
+use crate::config::{Config, ConfigError, ConfigErrors, Demo, Server, SiteState};
 use crate::routes::{Effective, RouteTable, Snapshot};
 use crate::state::{self, Cause, ConfigMark, Decision, HistoryEvent, Override, Source, StateData};
 use crate::status::{SiteView, View};
@@ -25,6 +25,25 @@ use crate::tls::Resolver;
 pub enum Target {
     Sites(Vec<String>),
     All,
+}
+
+/// When a runtime override ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// At this time.
+    At(OffsetDateTime),
+    /// This long after the change is made (the same instant as its `since`).
+    After(time::Duration),
+}
+
+impl Until {
+    /// The end time for a change made at `t`; `None` when out of range.
+    pub fn at(self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Until::At(u) => Some(u),
+            Until::After(d) => t.checked_add(d),
+        }
+    }
 }
 
 /// One site as `status` shows it.
@@ -62,6 +81,9 @@ pub struct ReloadStatus {
     pub at: OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Keys changed in the file whose running values stay in force until a restart, as
+    /// of the last config applied (a failed reload does not change them).
+    pub needs_restart: Vec<String>,
 }
 
 /// Everything `status` answers: sites, the global override, the last reload.
@@ -104,10 +126,10 @@ pub struct Daemon {
     wake_expiry: tokio::sync::Notify,
 }
 
-/// Now, to the second: what status shows and the state file keeps.
+/// Now, exactly: `--until` and expiry are decided on this, never on a rounded time
+/// (rounding is for display only), so `status` and the proxy agree.
 fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(0).unwrap_or(t)
+    OffsetDateTime::now_utc()
 }
 
 impl Daemon {
@@ -135,12 +157,17 @@ impl Daemon {
             }
         };
         let t = now();
+        for (name, o) in data.sites.iter().filter(|(_, o)| o.expired(t)) {
+            log_expired_while_stopped(name, o);
+        }
+        if let Some(g) = data.global.as_ref().filter(|g| g.expired(t)) {
+            log_expired_while_stopped("--all", g);
+        }
         data.prune_expired(t);
+        // Edits made while offramp was stopped are routine: told, not alarmed about.
         for name in data.sites.keys() {
             if config.site(name).is_none() {
-                warnings.push(format!(
-                    "dropping the runtime override of site {name:?}: it is no longer in the config"
-                ));
+                warn!(target: "offramp::control", "dropping the runtime override of site {name:?}: it is no longer in the config");
             }
         }
         data.sites.retain(|name, _| config.site(name).is_some());
@@ -177,7 +204,7 @@ impl Daemon {
             }
         }
         for name in edited {
-            warnings.push(format!("dropping the runtime override of site {name:?}: its state was edited in the config file since"));
+            warn!(target: "offramp::control", "dropping the runtime override of site {name:?}: its state was edited in the config file while offramp was stopped, and the edit is the latest action");
         }
         let table = Arc::new(RouteTable::build(&config));
         let inner = Inner {
@@ -255,11 +282,16 @@ impl Daemon {
         state: SiteState,
         target: &Target,
         reason: Option<String>,
-        until: Option<OffsetDateTime>,
+        until: Option<Until>,
         by: Option<u32>,
     ) -> Result<Vec<SiteStatus>, String> {
         let mut inner = self.lock();
         let t = now();
+        let until = match until.map(|u| u.at(t)) {
+            Some(None) => return Err("--until is too far in the future".into()),
+            Some(Some(u)) => Some(u),
+            None => None,
+        };
         if let Target::Sites(names) = target {
             if names.is_empty() {
                 return Err("name at least one site, or use --all".into());
@@ -308,25 +340,47 @@ impl Daemon {
         Ok(site_statuses(&inner, &names, t))
     }
 
-    /// Drops runtime overrides: per site, or every one (global included) with `All`.
+    /// Returns sites to their config state: per site (the latest action touching them,
+    /// so a global override in force no longer covers them until the next `--all`), or
+    /// every site with `All`, dropping every runtime override, global included.
     pub fn reset(&self, target: &Target, by: Option<u32>) -> Result<Vec<SiteStatus>, String> {
         let mut inner = self.lock();
         let t = now();
+        if let Target::Sites(names) = target {
+            if names.is_empty() {
+                return Err("name at least one site, or use --all".into());
+            }
+            check_sites(&inner.config, names)?;
+        }
         let mut data = inner.state.clone();
+        // Sites not decided by their config now: the reset is what decides them from here.
+        let back: Vec<(String, SiteState)> = target_names(&inner, target)
+            .iter()
+            .filter_map(|n| inner.config.site(n))
+            .filter(|s| data.decide(&s.name, s.state, t).source != Source::Config)
+            .map(|s| (s.name.clone(), s.state))
+            .collect();
         match target {
             Target::All => {
                 data.global = None;
                 data.sites.clear();
             }
             Target::Sites(names) => {
-                if names.is_empty() {
-                    return Err("name at least one site, or use --all".into());
-                }
-                check_sites(&inner.config, names)?;
                 for n in names {
                     data.sites.remove(n);
                 }
             }
+        }
+        for (name, state) in back {
+            let seq = data.next_seq();
+            data.config.insert(
+                name,
+                ConfigMark {
+                    state,
+                    seq,
+                    since: Some(t),
+                },
+            );
         }
         self.commit(&mut inner, data, t, Cause::Reset)?;
         count("reset");
@@ -368,9 +422,9 @@ impl Daemon {
     pub fn reload(&self) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         crate::notify::reloading();
-        let file = self.lock().config.file.clone();
-        let result = match Config::load(&file) {
-            Ok(c) => Ok(self.apply_config(c)),
+        let running = self.config();
+        let result = match load_in_force(&running.file, &running) {
+            Ok((c, needs_restart)) => Ok(self.apply(c, needs_restart)),
             Err(e) => Err(self.reload_failed(&e)),
         };
         crate::notify::notify("READY=1");
@@ -384,49 +438,37 @@ impl Daemon {
         }
         let msg = format!("config not applied, the running config stays in force:\n{e}");
         warn!(target: "offramp::reload", "{msg}");
-        self.lock().last_reload = Some(ReloadStatus {
+        let mut inner = self.lock();
+        let pending = inner
+            .last_reload
+            .as_ref()
+            .map(|r| r.needs_restart.clone())
+            .unwrap_or_default();
+        inner.last_reload = Some(ReloadStatus {
             ok: false,
             at: now(),
             error: Some(e.to_string()),
+            needs_restart: pending,
         });
         msg
     }
 
     /// Applies a validated config: new routes, last-action-wins for edited states.
-    pub fn apply_config(&self, mut new: Config) -> ReloadReport {
+    /// Settings bound at start-up keep their running values and are reported.
+    pub fn apply_config(&self, new: Config) -> ReloadReport {
+        let needs_restart = restart_only_changes(&self.config(), &new);
+        self.apply(new, needs_restart)
+    }
+
+    fn apply(&self, mut new: Config, needs_restart: Vec<String>) -> ReloadReport {
         let mut inner = self.lock();
         let t = now();
         let old = inner.config.clone();
-        let mut report = ReloadReport::default();
-        // Settings bound at start-up keep their running values until a restart.
-        let restart_only: [(&str, bool); 7] = [
-            ("server.http", old.server.http != new.server.http),
-            ("server.https", old.server.https != new.server.https),
-            ("server.threads", old.server.threads != new.server.threads),
-            ("server.control", old.server.control != new.server.control),
-            (
-                "server.control_group",
-                old.server.control_group != new.server.control_group,
-            ),
-            ("server.state", old.server.state != new.server.state),
-            (
-                "server.admin/demo",
-                old.server.admin != new.server.admin || old.demo != new.demo,
-            ),
-        ];
-        report.needs_restart = restart_only
-            .iter()
-            .filter(|(_, c)| *c)
-            .map(|(k, _)| k.to_string())
-            .collect();
-        new.server.http = old.server.http.clone();
-        new.server.https = old.server.https.clone();
-        new.server.threads = old.server.threads;
-        new.server.control = old.server.control.clone();
-        new.server.control_group = old.server.control_group;
-        new.server.state = old.server.state.clone();
-        new.server.admin = old.server.admin;
-        new.demo = old.demo.clone();
+        let mut report = ReloadReport {
+            needs_restart,
+            ..ReloadReport::default()
+        };
+        pin_running(&old)(&mut new.server, &mut new.demo);
         for w in &new.warnings {
             warn!(target: "offramp::reload", "{w}");
         }
@@ -499,6 +541,7 @@ impl Daemon {
             ok: true,
             at: t,
             error: None,
+            needs_restart: report.needs_restart.clone(),
         });
         publish(&self.snapshot, &inner, t);
         self.wake_expiry.notify_one();
@@ -514,9 +557,17 @@ impl Daemon {
         );
         if !report.needs_restart.is_empty() {
             // Most reloads come from the file watch, with nobody reading the reply.
+            let socket = if report.needs_restart.iter().any(|k| k == "server.control") {
+                format!(
+                    "; until then the control socket stays at {} (offramp --socket {0})",
+                    old.server.control.display()
+                )
+            } else {
+                String::new()
+            };
             warn!(
                 target: "offramp::reload",
-                "changed in the config but only applied after a restart: {}; the running values stay in force, the rest of the change is applied",
+                "changed in the config but only applied after a restart: {}; the running values stay in force, the rest of the change is applied{socket}",
                 report.needs_restart.join(", ")
             );
         }
@@ -559,8 +610,8 @@ impl Daemon {
             let next = self.lock().state.next_expiry(now());
             let wait = next.map(|u| {
                 let d = u - now();
-                std::time::Duration::from_millis(
-                    d.whole_milliseconds().clamp(0, i64::MAX as i128) as u64
+                std::time::Duration::from_micros(
+                    d.whole_microseconds().clamp(0, i128::from(u64::MAX)) as u64,
                 )
             });
             match wait {
@@ -604,6 +655,90 @@ impl Daemon {
         count("expired");
         info!(target: "offramp::control", sites = %expired.join(","), "runtime override expired");
     }
+}
+
+/// The settings bound at start-up, by key, whose values differ between the running
+/// config and `new`: they wait for a restart.
+fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
+    let (r, n) = (&running.server, &new.server);
+    [
+        ("server.http", r.http != n.http),
+        ("server.https", r.https != n.https),
+        ("server.threads", r.threads != n.threads),
+        ("server.control", r.control != n.control),
+        ("server.control_group", r.control_group != n.control_group),
+        ("server.state", r.state != n.state),
+        (
+            "server.admin/demo",
+            r.admin != n.admin || running.demo != new.demo,
+        ),
+    ]
+    .iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(k, _)| k.to_string())
+    .collect()
+}
+
+/// Puts back the running values of the settings bound at start-up.
+fn pin_running(running: &Config) -> impl Fn(&mut Server, &mut Option<Demo>) + '_ {
+    move |server, demo| {
+        let r = &running.server;
+        server.http = r.http.clone();
+        server.https = r.https.clone();
+        server.threads = r.threads;
+        server.control = r.control.clone();
+        server.control_group = r.control_group;
+        server.state = r.state.clone();
+        server.admin = r.admin;
+        *demo = running.demo.clone();
+    }
+}
+
+/// Reads and validates the config file as it will be in force: valid as written (a
+/// restart would use it so), and valid with the running values of the settings that
+/// need a restart to change — e.g. a new host must have a certificate while the HTTPS
+/// listeners still run, even if the file no longer has any. Also returns those keys.
+fn load_in_force(file: &Path, running: &Config) -> Result<(Config, Vec<String>), ConfigErrors> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    let written = Config::parse(&text, file)?;
+    let needs_restart = restart_only_changes(running, &written);
+    if needs_restart.is_empty() {
+        return Ok((written, needs_restart));
+    }
+    let pin = pin_running(running);
+    match Config::parse_pinned(&text, file, &pin) {
+        Ok(c) => Ok((c, needs_restart)),
+        Err(ConfigErrors(errors)) => Err(ConfigErrors(
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    e.message.push_str(&format!(
+                        " (checked against the running {}, which keep their values until a restart)",
+                        needs_restart.join(", ")
+                    ));
+                    e
+                })
+                .collect(),
+        )),
+    }
+}
+
+fn log_expired_while_stopped(site: &str, o: &Override) {
+    info!(
+        target: "offramp::control",
+        site,
+        state = o.state.as_str(),
+        until = o.until.and_then(|u| crate::maintenance::rfc3339(u.into())).as_deref().unwrap_or(""),
+        reason = o.reason.as_deref().unwrap_or(""),
+        "runtime override expired while offramp was stopped; dropped"
+    );
 }
 
 fn check_sites(config: &Config, names: &[String]) -> Result<(), String> {

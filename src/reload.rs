@@ -7,7 +7,7 @@
 //! being seen. Bursts of events are debounced into one reload. Owns: triggers only;
 //! what a reload does is `Daemon::reload`.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -102,6 +102,22 @@ async fn run_reload(daemon: &Arc<Daemon>) {
     }
 }
 
+/// Whether a watch event calls for a reload: a change to the config file (by `name`) or
+/// to a certificate in `certs`, or events lost (an inotify queue overflow comes as a
+/// rescan flag, or an event without paths): anything may have changed then.
+fn triggers(ev: &notify::Event, name: &OsStr, certs: Option<&Path>) -> bool {
+    if ev.need_rescan() || ev.paths.is_empty() {
+        return true;
+    }
+    if matches!(ev.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    ev.paths.iter().any(|p| {
+        p.file_name() == Some(name)
+            || (certs.is_some_and(|d| p.parent() == Some(d)) && is_cert_file(p))
+    })
+}
+
 /// Whether a file event in the certs directory can change the certificates.
 fn is_cert_file(p: &Path) -> bool {
     let hidden = p
@@ -128,16 +144,11 @@ impl FileWatch {
         let certs_seen = certs.clone();
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(ev) => {
-                if matches!(ev.kind, notify::EventKind::Access(_)) {
-                    return;
-                }
                 let certs = certs_seen.lock().unwrap_or_else(PoisonError::into_inner);
-                let ours = ev.paths.iter().any(|p| {
-                    p.file_name() == Some(name.as_os_str())
-                        || (certs.as_deref().is_some_and(|d| p.parent() == Some(d))
-                            && is_cert_file(p))
-                });
-                if ours {
+                if triggers(&ev, &name, certs.as_deref()) {
+                    if ev.need_rescan() || ev.paths.is_empty() {
+                        warn!(target: "offramp::reload", "file events were lost (kernel queue overflow); reloading to catch up");
+                    }
                     let _ = tx.send(());
                 }
             }
@@ -182,5 +193,67 @@ impl FileWatch {
             }
         }
         *self.certs.lock().unwrap_or_else(PoisonError::into_inner) = dir;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, CreateKind, EventKind, Flag, ModifyKind};
+    use notify::Event;
+
+    #[test]
+    fn lost_events_and_relevant_files_trigger_a_reload() {
+        let name = OsStr::new("offramp.toml");
+        let certs = Path::new("/etc/offramp/certs");
+        let ev = |kind, paths: &[&str]| {
+            paths
+                .iter()
+                .fold(Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+        };
+        let modify = EventKind::Modify(ModifyKind::Any);
+        assert!(triggers(
+            &ev(modify, &["/etc/offramp/offramp.toml"]),
+            name,
+            Some(certs)
+        ));
+        assert!(triggers(
+            &ev(
+                EventKind::Create(CreateKind::File),
+                &["/etc/offramp/certs/a.crt"]
+            ),
+            name,
+            Some(certs)
+        ));
+        assert!(!triggers(
+            &ev(modify, &["/etc/offramp/other.toml"]),
+            name,
+            Some(certs)
+        ));
+        assert!(!triggers(
+            &ev(modify, &["/etc/offramp/certs/.a.key.tmp"]),
+            name,
+            Some(certs)
+        ));
+        assert!(!triggers(
+            &ev(
+                EventKind::Access(AccessKind::Any),
+                &["/etc/offramp/offramp.toml"]
+            ),
+            name,
+            None
+        ));
+        // An inotify queue overflow: a rescan flag, with or without a path.
+        assert!(triggers(
+            &Event::new(EventKind::Other).set_flag(Flag::Rescan),
+            name,
+            None
+        ));
+        assert!(triggers(
+            &ev(modify, &["/etc/offramp/other.toml"]).set_flag(Flag::Rescan),
+            name,
+            None
+        ));
+        assert!(triggers(&Event::new(EventKind::Any), name, None));
     }
 }

@@ -4,8 +4,9 @@
 //! the precedence rule of CONTRACT section 2. Every decision — config state, a per-site
 //! override, the global `--all` override — carries a sequence number; the newest one
 //! that has not expired wins. That one rule gives "the last action wins" for flips,
-//! for `--all`, and for config edits made after a flip. Does not own: when a change is
-//! allowed (see `daemon`).
+//! for `--all`, for config edits made after a flip, and for `reset SITE` (which gives
+//! the site's config state a new sequence number, so an older `--all` no longer covers
+//! it). Does not own: when a change is allowed (see `daemon`).
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -487,14 +487,82 @@ fn reset_site_drops_its_own_override_only() {
     assert_eq!(entry(&st, "cloud")["state"], "offline", "cloud untouched");
     assert_proxied(&o, "blog");
     assert_redirected(&o, "cloud");
+}
 
-    // Under a global override, resetting a site's own flip leaves the global in force.
-    o.cli(&["offline", "--all"]).ok();
-    o.cli(&["online", "blog"]).ok();
-    assert_proxied(&o, "blog");
-    o.cli(&["reset", "blog"]).ok();
+#[test]
+fn reset_site_under_a_global_override_is_the_latest_action_for_that_site() {
+    let origin = TestOrigin::start("origin");
+    let o = Offramp::start(&config(
+        &origin,
+        "",
+        &[("blog", "online"), ("cloud", "online"), ("wiki", "offline")],
+    ));
+
+    // `reset cloud` after `offline --all`: cloud back to its config, the rest stays.
+    o.cli(&["offline", "--all", "--reason", "move"]).ok();
+    let out = o.cli(&["reset", "cloud"]).ok();
+    let row = table_row(&out.stdout, "cloud");
+    assert_eq!(
+        &row.split_whitespace().collect::<Vec<_>>()[1..3],
+        ["online", "config"],
+        "{row}"
+    );
+    let st = status(&o);
+    let c = entry(&st, "cloud");
+    assert_eq!(
+        (&c["state"], &c["source"]),
+        (&"online".into(), &"config".into()),
+        "{c}"
+    );
+    assert!(c["reason"].is_null() && c["by"].is_null(), "{c}");
+    assert_eq!(st["global"]["state"], "offline", "the global stays: {st}");
     assert_status(&o, "blog", "offline", "all");
+    assert_proxied(&o, "cloud");
     assert_redirected(&o, "blog");
+    let table = o.cli(&["status"]).ok().stdout;
+    assert!(
+        table.contains("not followed by (changed after it): cloud (config)"),
+        "the table says which sites the global does not cover:\n{table}"
+    );
+
+    // A site whose config says offline goes back to offline.
+    o.cli(&["online", "--all"]).ok();
+    o.cli(&["reset", "wiki"]).ok();
+    assert_status(&o, "wiki", "offline", "config");
+    assert_redirected(&o, "wiki");
+    assert_status(&o, "blog", "online", "all");
+
+    // It survives a restart.
+    let o = o.restart();
+    assert_status(&o, "wiki", "offline", "config");
+    assert_status(&o, "cloud", "online", "all");
+
+    // A later `--all` covers the reset sites again.
+    o.cli(&["offline", "--all"]).ok();
+    for s in ["blog", "cloud", "wiki"] {
+        assert_status(&o, s, "offline", "all");
+        assert_redirected(&o, s);
+    }
+    o.cli(&["reset", "cloud"]).ok();
+    o.cli(&["online", "--all"]).ok();
+    assert_status(&o, "cloud", "online", "all");
+    assert_proxied(&o, "wiki");
+
+    // `reset --all` clears everything: each site on its config state.
+    o.cli(&["offline", "blog"]).ok();
+    o.cli(&["reset", "--all"]).ok();
+    let st = status(&o);
+    assert!(st["global"].is_null(), "{st}");
+    for (s, want) in [("blog", "online"), ("cloud", "online"), ("wiki", "offline")] {
+        let e = entry(&st, s);
+        assert_eq!(
+            (&e["state"], &e["source"]),
+            (&want.into(), &"config".into()),
+            "{e}"
+        );
+    }
+    assert_proxied(&o, "blog");
+    assert_redirected(&o, "wiki");
 }
 
 // ---------------------------------------------------------------------------------
@@ -558,6 +626,68 @@ fn expired_global_override_uncovers_the_earlier_site_flip() {
     );
     assert_eq!(w["reason"], "test");
     assert_status(&o, "blog", "online", "config");
+}
+
+#[test]
+fn until_is_exact_not_rounded_to_the_second() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    // Several tries: a flip sent right on a second boundary would hide the rounding.
+    for round in 0..3 {
+        let sent = std::time::Instant::now();
+        let t0 = OffsetDateTime::now_utc();
+        let out = o.cli(&["offline", "blog", "--until", "2s"]).ok();
+        let row = table_row(&out.stdout, "blog");
+        assert!(!row.contains('.'), "the table shows whole seconds: {row}");
+        let st = status(&o);
+        let b = entry(&st, "blog");
+        let (since, until) = (rfc3339(&b["since"]), rfc3339(&b["until"]));
+        assert_eq!(until - since, time::Duration::seconds(2), "{b}");
+        assert!(
+            until >= t0 + time::Duration::seconds(2),
+            "round {round}: --until 2s ends at {until}, less than 2 s after {t0}"
+        );
+        // Offline for the whole 2 s, not until a rounded second.
+        while sent.elapsed() < std::time::Duration::from_millis(1800) {
+            let r = o.get(&host("blog"), "/files/report.pdf?a=1&b=2");
+            assert_eq!(
+                r.status,
+                302,
+                "round {round}: online again after {:?} of --until 2s",
+                sent.elapsed()
+            );
+            // `status` agrees with the proxy.
+            assert_eq!(entry(&status(&o), "blog")["state"], "offline");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        wait_for(WAIT, "blog back online after --until 2s", || {
+            (o.get(&host("blog"), "/").status == 200).then_some(())
+        });
+        assert_status(&o, "blog", "online", "config");
+    }
+}
+
+#[test]
+fn bad_until_exits_1_even_when_the_daemon_is_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.sock");
+    let sock = missing.to_str().unwrap();
+    let past = (OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&Rfc3339)
+        .unwrap();
+    for bad in ["soon", "-5m", "0s", "10", past.as_str()] {
+        let out = cli(&[
+            "--socket",
+            sock,
+            "offline",
+            "blog",
+            &format!("--until={bad}"),
+        ]);
+        assert_one_line_error(&out, 1, &["until"]);
+    }
+    // A good one gets as far as the (missing) daemon.
+    let out = cli(&["--socket", sock, "offline", "blog", "--until", "5m"]);
+    assert_one_line_error(&out, 2, &["missing.sock"]);
 }
 
 #[test]
@@ -741,6 +871,75 @@ fn override_of_a_site_removed_while_stopped_is_dropped() {
 }
 
 #[test]
+fn state_edit_and_expiry_while_stopped_are_applied_and_told_at_start_up() {
+    let origin = TestOrigin::start("origin");
+    let o = Offramp::start(&config(
+        &origin,
+        "",
+        &[("blog", "online"), ("cloud", "online"), ("wiki", "online")],
+    ));
+    o.cli(&["offline", "blog", "--reason", "flip before the edit"])
+        .ok();
+    o.cli(&["offline", "cloud", "--reason", "short", "--until", "1s"])
+        .ok();
+    o.cli(&["offline", "wiki", "--reason", "kept"]).ok();
+    let mut o = o;
+    assert_eq!(o.stop(), Some(0));
+    // While stopped: blog's state edited in the file (the latest action for blog), and
+    // cloud's --until runs out.
+    o.write_config(&config(
+        &origin,
+        "",
+        &[("blog", "offline"), ("cloud", "online"), ("wiki", "online")],
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let o = o.restart_stopped();
+
+    let st = status(&o);
+    let b = entry(&st, "blog");
+    assert_eq!(
+        (&b["state"], &b["source"]),
+        (&"offline".into(), &"config".into()),
+        "{b}"
+    );
+    assert!(b["reason"].is_null(), "the flip was dropped: {b}");
+    assert_status(&o, "cloud", "online", "config");
+    assert_proxied(&o, "cloud");
+    let w = entry(&st, "wiki");
+    assert_eq!(
+        (&w["source"], &w["reason"]),
+        (&"runtime".into(), &"kept".into())
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(o.state_file()).unwrap()).unwrap();
+    let kept: Vec<&String> = saved["sites"].as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["wiki"], "{saved}");
+
+    // Told in the log, as the routine events they are: not errors.
+    let edited = o.wait_log(WAIT, "the dropped override of blog", |l| {
+        l.contains("blog") && l.contains("edited")
+    });
+    assert!(
+        edited.contains("WARN") || edited.contains("INFO"),
+        "{edited}"
+    );
+    let expired = o.wait_log(WAIT, "the override of cloud that expired", |l| {
+        l.contains("cloud") && l.contains("expired while offramp was stopped")
+    });
+    assert!(expired.contains("INFO"), "{expired}");
+    assert!(
+        expired.contains("short"),
+        "the log says which override: {expired}"
+    );
+    assert_eq!(
+        o.count_log(|l| l.contains("ERROR")),
+        0,
+        "nothing logged as an error:\n{}",
+        o.log_text()
+    );
+}
+
+#[test]
 fn global_override_applies_to_sites_added_later() {
     let origin = TestOrigin::start("origin");
     let o = Offramp::start(&config(&origin, "", &[("blog", "online")]));
@@ -905,8 +1104,8 @@ fn cli_usage_errors_exit_1_and_change_nothing() {
         &[],
     ] {
         let out = o.cli(args);
-        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
-        assert!(!out.stderr.trim().is_empty(), "{args:?}: error on stderr");
+        assert_one_line_error(&out, 1, &["offramp"]);
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
     }
     let st = status(&o);
     assert!(st["global"].is_null());
@@ -914,6 +1113,177 @@ fn cli_usage_errors_exit_1_and_change_nothing() {
         assert_eq!(entry(&st, s)["source"], "config");
         assert_proxied(&o, s);
     }
+}
+
+#[test]
+fn explicit_config_that_cannot_be_read_is_an_error_not_the_default_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nonexistent.toml");
+    for args in [&["status"][..], &["offline", "blog"], &["reload"]] {
+        let mut all = vec!["-c", missing.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = cli(&all);
+        assert_one_line_error(&out, 1, &["nonexistent.toml", "--socket"]);
+        assert!(
+            !out.stderr.contains(DEFAULT_SOCKET),
+            "no silent fall-back to the default socket: {out:?}"
+        );
+    }
+    // With --socket, the config file is not needed.
+    let sock = dir.path().join("x.sock");
+    let out = cli(&[
+        "-c",
+        missing.to_str().unwrap(),
+        "--socket",
+        sock.to_str().unwrap(),
+        "status",
+    ]);
+    assert_one_line_error(&out, 2, &["x.sock"]);
+}
+
+const DEFAULT_SOCKET: &str = "/run/offramp/control.sock";
+
+#[test]
+fn edited_control_path_is_reported_and_the_cli_says_how_to_reach_the_daemon() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    let text = std::fs::read_to_string(&o.config).unwrap();
+    o.replace_config(&text.replace("control = \"control.sock\"", "control = \"moved.sock\""));
+    // Applied by the watch; then the CLI follows the file to a socket not there yet.
+    let out = wait_for(WAIT, "the CLI to look for the new path", || {
+        let out = o.cli(&["status"]);
+        (out.code == Some(2)).then_some(out)
+    });
+    let config = o.config.display().to_string();
+    assert_one_line_error(
+        &out,
+        2,
+        &["moved.sock", "server.control", &config, "--socket"],
+    );
+
+    // The daemon still listens on the old path and says a restart is pending.
+    let old = o.socket();
+    let old = old.to_str().unwrap();
+    let st = wait_for(WAIT, "the reload by the file watch", || {
+        let st = cli(&["--socket", old, "status", "--json"]).ok().json();
+        st["reload"].is_object().then_some(st)
+    });
+    assert_eq!(st["reload"]["ok"], true, "{st}");
+    assert_eq!(
+        st["reload"]["needs_restart"],
+        serde_json::json!(["server.control"]),
+        "{st}"
+    );
+    let table = cli(&["--socket", old, "status"]).ok().stdout;
+    assert!(
+        table.contains("needs restart: server.control"),
+        "the table shows the pending restart:\n{table}"
+    );
+    o.wait_log(WAIT, "the warning naming the socket still in use", |l| {
+        l.contains("WARN") && l.contains("control socket stays at") && l.contains(old)
+    });
+    cli(&["--socket", old, "offline", "blog"]).ok();
+    assert_redirected(&o, "blog");
+
+    // Changed back: nothing pending any more.
+    o.replace_config(&text);
+    wait_for(WAIT, "the pending restart to clear", || {
+        let st = o.cli(&["status", "--json"]);
+        (st.code == Some(0) && st.json()["reload"]["needs_restart"] == serde_json::json!([]))
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_daemon_that_never_answers_gives_exit_2_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Accepts and holds the connection without a word.
+    let mute = dir.path().join("mute.sock");
+    let l = UnixListener::bind(&mute).expect("bind");
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    // Listens but never accepts (the connection waits in the backlog).
+    let stuck = dir.path().join("stuck.sock");
+    let _never = UnixListener::bind(&stuck).expect("bind");
+    for sock in [&mute, &stuck] {
+        let started = std::time::Instant::now();
+        let out = cli(&[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--timeout",
+            "1s",
+            "offline",
+            "blog",
+        ]);
+        let took = started.elapsed();
+        assert_one_line_error(&out, 2, &["no answer from offramp", "within 1s"]);
+        assert!(!out.stderr.contains("os error"), "no raw OS error: {out:?}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "the CLI gave up after {took:?}"
+        );
+    }
+    let out = cli(&["--timeout", "0s", "status"]);
+    assert_one_line_error(&out, 1, &["timeout"]);
+}
+
+#[test]
+fn terminal_escapes_in_a_reason_never_reach_the_terminal() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    let nasty = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}gnp.exe ok";
+    let out = o.cli(&["offline", "blog", "--reason", nasty]).ok();
+    for text in [out.stdout, o.cli(&["status"]).ok().stdout] {
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "control characters in the table: {text:?}"
+        );
+        assert!(
+            text.contains(r"\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}gnp.exe ok"),
+            "shown escaped: {text}"
+        );
+    }
+    // JSON carries the reason as it was given (JSON escapes it).
+    assert_eq!(entry(&status(&o), "blog")["reason"], nasty);
+    let raw = o.cli(&["status", "--json"]).ok().stdout;
+    assert!(!raw.contains('\u{1b}'), "{raw:?}");
+}
+
+#[test]
+fn unexpected_fields_are_refused_for_every_command() {
+    let origin = TestOrigin::start("origin");
+    let o = two_sites(&origin);
+    let reloads = |o: &Offramp| o.count_log(|l| l.contains("reload requested"));
+    let before = reloads(&o);
+    let mut c = Ctl::open(&o.socket());
+    for line in [
+        r#"{"cmd":"reload","sites":["x"]}"#,
+        r#"{"cmd":"reload","all":true}"#,
+        r#"{"cmd":"reload","reason":"why"}"#,
+        r#"{"cmd":"reload","until":"1h"}"#,
+        r#"{"cmd":"status","all":true}"#,
+        r#"{"cmd":"status","until":"1h"}"#,
+        r#"{"cmd":"reset","sites":["blog"],"reason":"why"}"#,
+        r#"{"cmd":"online","sites":["blog"],"until":"1h"}"#,
+    ] {
+        let r = c.call(line);
+        assert_refused(&r, line);
+        assert!(
+            r["error"].as_str().unwrap().contains('"'),
+            "the error names the field: {r}"
+        );
+    }
+    assert_eq!(reloads(&o), before, "no reload ran");
+    assert_status(&o, "blog", "online", "config");
+    // The same requests without the extra field work.
+    assert_eq!(c.call(r#"{"cmd":"reload"}"#)["ok"], true);
 }
 
 // ---------------------------------------------------------------------------------
@@ -1113,6 +1483,118 @@ fn second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_serving() {
     assert_still_serving(&mut o, "cloud");
 }
 
+/// `offramp serve` started by hand: its stderr lines are collected; `ready` tells when
+/// it logged that it is serving.
+struct Spawned {
+    child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Spawned {
+    fn start(config: &Path) -> Spawned {
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn offramp serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Spawned { child, log }
+    }
+
+    fn ready(&self) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(" ready"))
+    }
+
+    fn text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_daemons_started_at_the_same_moment_one_wins_the_other_is_refused() {
+    let origin = TestOrigin::start("origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("control.sock");
+    let mut configs = Vec::new();
+    for i in 0..2 {
+        let d = dir.path().join(format!("d{i}"));
+        std::fs::create_dir(&d).unwrap();
+        let text = config(&origin, "", &[("blog", "online")]).replace(
+            "control = \"control.sock\"",
+            &format!("control = \"{}\"", toml_path(&sock)),
+        );
+        std::fs::write(d.join("offramp.toml"), text).unwrap();
+        configs.push(d.join("offramp.toml"));
+    }
+    for round in 0..5 {
+        let mut both: Vec<Spawned> = configs.iter().map(|c| Spawned::start(c)).collect();
+        // Each one either serves or exits.
+        let outcome: Vec<Option<i32>> = wait_for(WAIT, "both daemons to settle", || {
+            let mut out = Vec::new();
+            for d in both.iter_mut() {
+                match d.child.try_wait().expect("try_wait") {
+                    Some(st) => out.push(Some(st.code().unwrap_or(-1))),
+                    None if d.ready() => out.push(None),
+                    None => return None,
+                }
+            }
+            Some(out)
+        });
+        let serving: Vec<usize> = (0..2).filter(|i| outcome[*i].is_none()).collect();
+        assert_eq!(
+            serving.len(),
+            1,
+            "round {round}: exactly one daemon serves: {outcome:?}\n--- 0:\n{}\n--- 1:\n{}",
+            both[0].text(),
+            both[1].text()
+        );
+        let loser = 1 - serving[0];
+        assert_eq!(
+            outcome[loser],
+            Some(1),
+            "round {round}: {}",
+            both[loser].text()
+        );
+        // The loser may exit before its stderr is fully read: wait for the line.
+        wait_for(WAIT, "the loser's reason", || {
+            both[loser].text().contains("already running").then_some(())
+        });
+        // The winner answers on the socket, with its own sites.
+        let st = cli(&["--socket", sock.to_str().unwrap(), "status", "--json"])
+            .ok()
+            .json();
+        assert_eq!(entry(&st, "blog")["state"], "online", "{st}");
+        let winner = &mut both[serving[0]];
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(winner.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = winner.child.wait();
+    }
+}
+
 #[test]
 fn control_path_that_is_not_a_socket_is_never_replaced() {
     let origin = TestOrigin::start("origin");
@@ -1255,6 +1737,64 @@ fn flip_is_visible_to_the_first_request_after_the_cli_returns() {
 // ---------------------------------------------------------------------------------
 // Logging
 // ---------------------------------------------------------------------------------
+
+#[test]
+fn by_is_the_uid_of_the_peer_that_asked() {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED: by_is_the_uid_of_the_peer_that_asked needs root to run the CLI as \
+             another uid; only this process's own uid is checked elsewhere"
+        );
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let origin = TestOrigin::start("origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("offramp.toml"),
+        config(&origin, "", &[("blog", "online"), ("cloud", "online")]).replace(
+            "[server]\n",
+            &format!("[server]\ncontrol_group = {NOBODY}\n"),
+        ),
+    )
+    .unwrap();
+    // The other user must be able to reach the socket: the directory, then the group.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let o = Offramp::start_in(dir, &[]);
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--socket").arg(o.socket()).args(args);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setgroups/setgid/setuid, async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(NOBODY) != 0
+                    || libc::setuid(NOBODY) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        run_with_timeout(&mut cmd, WAIT)
+    };
+    let out = as_nobody(&["offline", "blog", "--reason", "from nobody"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        table_row(&out.stdout, "blog").ends_with(&format!("uid {NOBODY}")),
+        "{out:?}"
+    );
+    let st = status(&o);
+    assert_eq!(entry(&st, "blog")["by"], NOBODY, "{st}");
+    o.wait_log(WAIT, "the flip logged with the peer's uid", |l| {
+        l.contains("from nobody") && l.contains(&format!("by={NOBODY}"))
+    });
+    // And root's own change is root's.
+    o.cli(&["offline", "cloud"]).ok();
+    assert_eq!(entry(&status(&o), "cloud")["by"], 0);
+}
 
 #[test]
 fn every_change_is_logged_with_who_and_why() {

@@ -651,45 +651,127 @@ fn assert_flip_refused(o: &Offramp, state: &Path, why: &str) {
 }
 
 fn daemon_with_state_in(dir: &Path, origin: &TestOrigin) -> Offramp {
+    daemon_with_state_in_custom(dir, origin, None, |_| {})
+}
+
+/// Like [`daemon_with_state_in`], run as user and group `run_as` when given (its own
+/// directory is given to it), and `configure` may adjust the daemon's command.
+fn daemon_with_state_in_custom(
+    dir: &Path,
+    origin: &TestOrigin,
+    run_as: Option<u32>,
+    configure: impl FnOnce(&mut Command),
+) -> Offramp {
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = config("", &[site("blog", &origin.url(), "")]).replace(
         "state = \"state.json\"",
         &format!("state = \"{}/state.json\"", toml_path(dir)),
     );
     std::fs::write(tmp.path().join("offramp.toml"), text).unwrap();
-    Offramp::start_in(tmp, &[])
+    if let Some(id) = run_as {
+        std::os::unix::fs::chown(tmp.path(), Some(id), Some(id)).expect("chown");
+    }
+    Offramp::start_custom(tmp, &[], &[], |cmd| {
+        if let Some(id) = run_as {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setgroups/setgid/setuid, async-signal-safe, between fork
+            // and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(id) != 0
+                        || libc::setuid(id) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        configure(cmd)
+    })
+}
+
+/// The user (and group) a daemon runs as when root must not be the one writing.
+const NOBODY: u32 = 65534;
+
+/// How the state directory is made read-only for the daemon.
+enum ReadOnly {
+    /// The tmpfs it is on, remounted read-only (needs the right to mount).
+    Remount(Tmpfs),
+    /// Its mode set to 0555, with the daemon run as `Some(user)` when this process is
+    /// root (which a mode does not stop).
+    Mode(Option<u32>),
+}
+
+/// Whether a directory of mode 0555 stops this process (and a daemon it starts with
+/// the same credentials) from creating files: not for root, which overrides it.
+fn read_only_by_mode() -> bool {
+    let probe = tempfile::tempdir().expect("tempdir");
+    let set = |mode| {
+        std::fs::set_permissions(
+            probe.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap()
+    };
+    set(0o555);
+    let stopped = std::fs::write(probe.path().join("x"), b"x").is_err();
+    set(0o755);
+    stopped
 }
 
 #[test]
 fn read_only_state_file_system_refuses_the_flip_and_keeps_the_previous_state() {
     let origin = TestOrigin::start("origin");
-    let fs = Tmpfs::mount("1m");
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let how = match Tmpfs::mount("1m") {
+        Some(fs) => ReadOnly::Remount(fs),
+        // Without the right to mount: a directory the daemon may not write to does the
+        // same. Root writes there anyway, so as root the daemon runs as another user.
+        None if read_only_by_mode() => ReadOnly::Mode(None),
+        None if root => ReadOnly::Mode(Some(NOBODY)),
+        None => {
+            eprintln!(
+                "SKIPPED: read_only_state_file_system_refuses_the_flip_and_keeps_the_previous_state: \
+                 cannot mount a tmpfs, and a directory of mode 0555 does not stop this user's \
+                 writes: nothing here can make the state file system read-only"
+            );
+            return;
+        }
+    };
     let scratch = tempfile::tempdir().expect("tempdir");
-    let dir = fs
-        .as_ref()
-        .map_or_else(|| scratch.path().to_path_buf(), |f| f.path.clone());
-    let o = daemon_with_state_in(&dir, &origin);
+    let dir = match &how {
+        ReadOnly::Remount(fs) => fs.path.clone(),
+        ReadOnly::Mode(_) => scratch.path().to_path_buf(),
+    };
+    let run_as = match &how {
+        ReadOnly::Mode(Some(id)) => {
+            std::os::unix::fs::chown(&dir, Some(*id), Some(*id)).expect("chown");
+            Some(*id)
+        }
+        _ => None,
+    };
+    let o = daemon_with_state_in_custom(&dir, &origin, run_as, |_| {});
     let state = dir.join("state.json");
     o.cli(&["offline", "blog", "--reason", "before"]).ok();
-    match &fs {
-        Some(fs) => fs.remount("ro"),
-        None => {
-            // Without root: a directory we may not write to does the same.
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o555))
-                .unwrap();
+    let mode = |m| std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(m));
+    let why = match &how {
+        ReadOnly::Remount(fs) => {
+            fs.remount("ro");
+            "Read-only file system"
         }
-    }
-    let why = if fs.is_some() {
-        "Read-only file system"
-    } else {
-        "Permission denied"
+        ReadOnly::Mode(_) => {
+            mode(0o555).unwrap();
+            "Permission denied"
+        }
     };
     assert_flip_refused(&o, &state, why);
     // Writable again: flips work again.
-    match &fs {
-        Some(fs) => fs.remount("rw"),
-        None => std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap(),
+    match &how {
+        ReadOnly::Remount(fs) => fs.remount("rw"),
+        ReadOnly::Mode(_) => mode(0o755).unwrap(),
     }
     o.cli(&["online", "blog"]).ok();
     assert_eq!(o.get(&host("blog"), "/").status, 200);
@@ -701,7 +783,15 @@ fn read_only_state_file_system_refuses_the_flip_and_keeps_the_previous_state() {
 #[test]
 fn full_state_file_system_refuses_the_flip_and_keeps_the_previous_state() {
     let origin = TestOrigin::start("origin");
+    // Without privileges: a file size limit on the daemon fails its writes the same way
+    // a full disk does (a short write, then an error), with "File too large".
+    file_size_limit_refuses_the_flip_and_keeps_the_previous_state(&origin);
     let Some(fs) = Tmpfs::mount("256k") else {
+        eprintln!(
+            "SKIPPED: full_state_file_system_refuses_the_flip_and_keeps_the_previous_state: \
+             the real full file system (tmpfs) part needs the right to mount; only the file \
+             size limit part ran"
+        );
         return;
     };
     let o = daemon_with_state_in(&fs.path, &origin);
@@ -735,6 +825,68 @@ fn full_state_file_system_refuses_the_flip_and_keeps_the_previous_state() {
     std::fs::remove_file(fs.path.join("filler")).unwrap();
     o.cli(&["online", "blog"]).ok();
     assert_eq!(o.get(&host("blog"), "/").status, 200);
+}
+
+/// Sets the soft `RLIMIT_FSIZE` of process `pid` (the hard limit stays, so it can be
+/// raised again).
+fn set_fsize_limit(pid: u32, soft: Option<u64>) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit(2) reads and writes only the struct passed.
+    let r = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            std::ptr::null(),
+            &mut lim,
+        )
+    };
+    assert_eq!(r, 0, "prlimit get: {}", std::io::Error::last_os_error());
+    lim.rlim_cur = soft.map_or(lim.rlim_max, |s| s as libc::rlim_t);
+    // SAFETY: as above.
+    let r = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(r, 0, "prlimit set: {}", std::io::Error::last_os_error());
+}
+
+fn file_size_limit_refuses_the_flip_and_keeps_the_previous_state(origin: &TestOrigin) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = daemon_with_state_in_custom(dir.path(), origin, None, |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only signal(2), async-signal-safe, between fork and exec. Ignored, a
+        // write past the limit fails with EFBIG instead of killing the daemon; the
+        // disposition survives exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let state = dir.path().join("state.json");
+    o.cli(&["offline", "blog", "--reason", "before the limit"])
+        .ok();
+    set_fsize_limit(o.pid(), Some(256));
+    assert_flip_refused(&o, &state, "File too large");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap())
+        .expect("state file still valid JSON");
+    assert_eq!(v["sites"]["blog"]["reason"], "before the limit", "{v}");
+    // Room again: flips work again.
+    set_fsize_limit(o.pid(), None);
+    o.cli(&["online", "blog"]).ok();
+    assert_eq!(o.get(&host("blog"), "/").status, 200);
+    let o = o.kill_and_restart();
+    assert_eq!(entry(&status(&o), "blog")["state"], "online");
 }
 
 #[test]
@@ -920,13 +1072,15 @@ impl Ctl {
     }
 }
 
-fn flip_line(state: Seen) -> String {
+/// A flip of `blog` with a reason unique to it (`load <n>`), so that the state found
+/// after a crash tells which flip it is.
+fn flip_line(state: Seen, n: usize) -> String {
     let cmd = if state == Seen::Offline {
         "offline"
     } else {
         "online"
     };
-    format!("{{\"cmd\":\"{cmd}\",\"sites\":[\"blog\"],\"reason\":\"load\"}}")
+    format!("{{\"cmd\":\"{cmd}\",\"sites\":[\"blog\"],\"reason\":\"load {n}\"}}")
 }
 
 #[test]
@@ -1002,7 +1156,7 @@ fn under_load_every_answer_matches_a_state_in_force_and_the_last_ack_survives_si
             Seen::Online
         };
         let sent = Instant::now();
-        let v = ctl.call(&flip_line(state)).expect("flip answered");
+        let v = ctl.call(&flip_line(state, i)).expect("flip answered");
         let acked = Instant::now();
         assert_eq!(v["ok"], true, "{v}");
         flips.push(Flip { sent, acked, state });
@@ -1053,37 +1207,53 @@ fn under_load_every_answer_matches_a_state_in_force_and_the_last_ack_survives_si
 
     // Flip as fast as possible and SIGKILL the daemon in the middle: after a restart,
     // the last acknowledged flip is in force (or the one in flight, if it was saved).
+    // Every flip has its own reason: the one found tells exactly which flip survived.
     let sock = o.socket();
+    let first = flips.len() + 1;
     let flipper = std::thread::spawn(move || {
         let mut ctl = Ctl::open(&sock);
-        let mut last_acked = Seen::Online;
-        let mut state = Seen::Online;
-        loop {
+        // The last flip of the loop above (the 100th, to online) was acknowledged.
+        let mut last_acked = (first - 1, state);
+        let mut state = state;
+        for n in first.. {
             state = if state == Seen::Online {
                 Seen::Offline
             } else {
                 Seen::Online
             };
-            match ctl.call(&flip_line(state)) {
-                Some(v) if v["ok"] == true => last_acked = state,
-                _ => return (last_acked, state),
+            match ctl.call(&flip_line(state, n)) {
+                Some(v) if v["ok"] == true => last_acked = (n, state),
+                _ => return (last_acked, (n, state)),
             }
         }
+        unreachable!()
     });
     std::thread::sleep(Duration::from_millis(300));
     o.signal(libc::SIGKILL);
     let (last_acked, in_flight) = flipper.join().expect("flipper");
+    assert!(
+        last_acked.0 >= first,
+        "no flip was acknowledged before the kill"
+    );
     let o = o.kill_and_restart();
     let b = entry(&status(&o), "blog");
+    let reason = b["reason"].as_str().unwrap_or_default().to_string();
+    let found = [last_acked, in_flight]
+        .into_iter()
+        .find(|(n, _)| reason == format!("load {n}"));
+    let Some((_, state)) = found else {
+        panic!(
+            "after SIGKILL: {b}; expected the last acknowledged flip (load {}) or the one \
+             in flight (load {})",
+            last_acked.0, in_flight.0
+        );
+    };
     let now = if b["state"] == "offline" {
         Seen::Offline
     } else {
         Seen::Online
     };
-    assert!(
-        now == last_acked || now == in_flight,
-        "after SIGKILL: {now:?}, last acknowledged {last_acked:?}, in flight {in_flight:?}"
-    );
+    assert_eq!(now, state, "the state of that flip: {b}");
     let r = o.get("blog.home.example", "/after");
     assert_eq!(
         r.status == 302,

@@ -579,13 +579,14 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 /// The contract's rule (CONTRACT section 2): each action gets the next sequence number,
-/// and a site's state is that of the newest of its config state, its own override and
-/// the global override.
+/// and a site's state is that of the newest of its config state (re-marked by `reset`),
+/// its own override and the global override.
 #[derive(Default)]
 struct Model {
     seq: u64,
     sites: BTreeMap<String, (bool, u64)>,
     global: Option<(bool, u64)>,
+    reset: BTreeMap<String, u64>,
 }
 
 impl Model {
@@ -599,7 +600,7 @@ impl Model {
         };
         match r.cmd.as_str() {
             "status" => !r.all && r.reason.is_none() && r.until.is_none() && known,
-            "reload" => true,
+            "reload" => !r.all && r.sites.is_empty() && r.reason.is_none() && r.until.is_none(),
             "offline" | "online" => {
                 let offline = r.cmd == "offline";
                 let until_ok = match r.until.as_deref() {
@@ -629,9 +630,12 @@ impl Model {
                 if r.all {
                     self.global = None;
                     self.sites.clear();
+                    self.reset.clear();
                 } else {
                     for s in &r.sites {
                         self.sites.remove(s);
+                        self.seq += 1;
+                        self.reset.insert(s.clone(), self.seq);
                     }
                 }
                 true
@@ -641,19 +645,12 @@ impl Model {
     }
 
     fn offline(&self, site: &str) -> bool {
-        let own = self.sites.get(site).copied();
-        match (own, self.global) {
-            (Some((o, a)), Some((g, b))) => {
-                if a > b {
-                    o
-                } else {
-                    g
-                }
-            }
-            (Some((o, _)), None) => o,
-            (None, Some((g, _))) => g,
-            (None, None) => false,
-        }
+        let config = self.reset.get(site).map(|seq| (false, *seq));
+        [self.sites.get(site).copied(), self.global, config]
+            .into_iter()
+            .flatten()
+            .max_by_key(|(_, seq)| *seq)
+            .is_some_and(|(offline, _)| offline)
     }
 }
 

@@ -1029,3 +1029,140 @@ fn an_edit_right_after_ready_is_not_missed() {
         (o.get("app.test", "/").header("x-origin") == Some("b")).then_some(())
     });
 }
+
+/// `start_linked` with `certs/app.{crt,key}` in place for `app.test`.
+fn start_linked_with_certs(text: &str) -> Offramp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pair(&dir.path().join("certs"), &self_signed());
+    std::fs::create_dir(dir.path().join("live")).expect("mkdir live");
+    std::fs::write(dir.path().join("live/offramp.toml"), text).expect("config");
+    std::os::unix::fs::symlink("live/offramp.toml", dir.path().join("offramp.toml"))
+        .expect("symlink config");
+    Offramp::start_in(dir, &[])
+}
+
+#[test]
+fn a_reload_is_validated_against_the_listeners_that_keep_running() {
+    let a = TestOrigin::start("a");
+    let https = "https = \"127.0.0.1:0\"\ncerts = \"certs\"";
+    let o = start_linked_with_certs(&config(https, &[site("app", &a.url(), "")]));
+    assert_eq!(o.https.len(), 1);
+
+    // HTTPS removed from the file (it keeps running until a restart) and a site added
+    // whose host no certificate covers: valid as written, not with what stays in force.
+    let no_https = |extra: &str| {
+        config(
+            extra,
+            &[site("app", &a.url(), ""), site("new", &a.url(), "")],
+        )
+    };
+    for (extra, needles) in [
+        // certs kept: the new host has no certificate.
+        (
+            "certs = \"certs\"",
+            vec!["new.test", "no certificate", "server.https"],
+        ),
+        // certs removed too: the running HTTPS listeners would have none.
+        ("", vec!["server.certs", "server.https"]),
+    ] {
+        let text = no_https(extra);
+        let copy = o.dir.path().join("as-written.toml");
+        std::fs::write(&copy, &text).expect("write copy");
+        let check = cli(&["check", "-c", copy.to_str().unwrap()]);
+        assert_eq!(check.code, Some(0), "valid as written: {check:?}");
+        edit_unseen(&o, &text);
+        let out = o.cli(&["reload"]);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {out:?}");
+        for n in &needles {
+            assert!(lines[0].contains(n), "{n:?} in {out:?}");
+        }
+        assert_eq!(o.get("new.test", "/").status, 404, "nothing applied");
+        let st = status(&o);
+        assert_eq!(st["reload"]["ok"], false, "{st}");
+    }
+
+    // HTTPS removed with nothing else that depends on it: applied, restart pending.
+    edit_unseen(
+        &o,
+        &config("certs = \"certs\"", &[site("app", &a.url(), "")]),
+    );
+    let report = reload_report(&o);
+    assert_eq!(
+        names(&report["needs_restart"]),
+        ["server.https"],
+        "{report}"
+    );
+    assert_eq!(o.get("app.test", "/").status, 200);
+    let st = status(&o);
+    assert_eq!(st["reload"]["ok"], true, "{st}");
+    assert_eq!(
+        names(&st["reload"]["needs_restart"]),
+        ["server.https"],
+        "{st}"
+    );
+    let table = o.cli(&["status"]).ok().stdout;
+    assert!(
+        table.contains("needs restart: server.https"),
+        "the table shows the pending restart:\n{table}"
+    );
+    // A failed reload does not hide it.
+    edit_unseen(
+        &o,
+        &config("certs = \"certs\"", &[site("app", &a.url(), "bogus = 1")]),
+    );
+    assert_eq!(o.cli(&["reload"]).code, Some(1));
+    let st = status(&o);
+    assert_eq!(st["reload"]["ok"], false, "{st}");
+    assert_eq!(
+        names(&st["reload"]["needs_restart"]),
+        ["server.https"],
+        "{st}"
+    );
+}
+
+#[test]
+fn several_errors_read_well_in_reload_and_status() {
+    let a = TestOrigin::start("a");
+    let good = config("", &[site("app", &a.url(), "")]);
+    let o = start_linked(&good);
+    let bad = config(
+        "",
+        &[
+            site("app", &a.url(), "bogus = 1"),
+            site("two", "ftp://nowhere", ""),
+        ],
+    );
+    edit_unseen(&o, &bad);
+    let out = o.cli(&["reload"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "errors are one line on stderr: {out:?}");
+    let line = lines[0];
+    assert!(!line.contains(":;"), "{line}");
+    let file = o.dir.path().join("offramp.toml").display().to_string();
+    let first = format!("{file}:{}: site[1].bogus", line_of(&bad, "bogus"));
+    let second = format!("{file}:{}: site[2].upstream", line_of(&bad, "ftp://"));
+    assert!(line.contains(&format!("stays in force: {first}")), "{line}");
+    assert!(line.contains(&format!("; {second}")), "{line}");
+
+    // `status`: each error on its own indented line under the FAILED line.
+    let table = o.cli(&["status"]).ok().stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("last reload FAILED"))
+        .unwrap_or_else(|| panic!("no FAILED line:\n{table}"));
+    assert!(lines[at + 1].starts_with(&format!("  {first}")), "{table}");
+    assert!(lines[at + 2].starts_with(&format!("  {second}")), "{table}");
+    assert_eq!(lines.len(), at + 3, "{table}");
+
+    // A syntax error: `reload` still finds the daemon through `server.control`.
+    let broken = good.replace("[maintenance]", "[maintenance");
+    edit_unseen(&o, &broken);
+    let out = o.cli(&["reload"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("TOML syntax error"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}

@@ -31,6 +31,9 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Drain time on shutdown when `[server] grace` is not set.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// Overwrites parsed `[server]` and `[demo]` values before validation (see [`Config::parse_pinned`]).
+pub type Pin<'a> = &'a dyn Fn(&mut Server, &mut Option<Demo>);
+
 /// A validated config: everything in it has been checked, paths are absolute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -262,7 +265,13 @@ impl Config {
 
     /// Validates `text` as if read from `file` (relative paths resolve against its directory).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
-        parse::parse(text, &absolute(file))
+        parse::parse(text, &absolute(file), None)
+    }
+
+    /// Like [`Config::parse`], but `pin` first sets the `[server]` and `[demo]` values a
+    /// running daemon cannot change, so every check sees what will actually be in force.
+    pub fn parse_pinned(text: &str, file: &Path, pin: Pin<'_>) -> Result<Config, ConfigErrors> {
+        parse::parse(text, &absolute(file), Some(pin))
     }
 
     /// The site named `name`.

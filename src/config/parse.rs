@@ -189,7 +189,7 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Config, ConfigErrors> {
     let mut ctx = Ctx {
         file,
         line_starts: std::iter::once(0)
@@ -252,7 +252,10 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
             ),
         }
     }
-    let server = server.unwrap_or_else(|| parse_server(&mut ctx, &DeTable::new(), file));
+    let mut server = server.unwrap_or_else(|| parse_server(&mut ctx, &DeTable::new(), file));
+    if let Some(pin) = pin {
+        pin(&mut server, &mut demo);
+    }
     let maintenance = maintenance.unwrap_or_else(|| parse_maintenance(&mut ctx, &DeTable::new()));
 
     let (status, status_spans) = status.unzip();
