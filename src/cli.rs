@@ -160,15 +160,16 @@ pub fn main() -> ExitCode {
         Command::Check => check(&cli.config),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "offramp", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "offramp", &mut script);
+            write_stdout(&script, "the completion script")
         }
         Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
+            let mut page = Vec::new();
+            match man_page(&mut page) {
+                Ok(()) => write_stdout(&page, "the man page"),
                 Err(e) => {
-                    eprintln!("offramp: cannot write the man page: {e}");
+                    eprintln!("offramp: cannot render the man page: {e}");
                     ExitCode::from(1)
                 }
             }
@@ -178,6 +179,61 @@ pub fn main() -> ExitCode {
             client(&cli, explicit)
         }
     }
+}
+
+/// Writes generated text to stdout; a reader that stopped early (`| head`) is not an
+/// error.
+fn write_stdout(text: &[u8], what: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("offramp: cannot write {what}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The man page: `offramp(1)` with every command, its synopsis, description and
+/// options in one page (clap_mangen alone renders the top level only and refers to
+/// per-command pages).
+fn man_page(w: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    // Not built: built subcommands would repeat every global option.
+    let cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    man.render_options_section(w)?;
+    writeln!(w, ".SH COMMANDS")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("offramp {}", sub.get_name());
+        writeln!(w, ".SS \"{name}\"")?;
+        let sub = sub.clone().bin_name(name);
+        let has_args = sub.get_arguments().any(|a| !a.is_hide_set());
+        let sub_man = clap_mangen::Man::new(sub);
+        // Each section's own `.SH` heading becomes a paragraph break: they are parts
+        // of this command.
+        let mut part = Vec::new();
+        sub_man.render_synopsis_section(&mut part)?;
+        sub_man.render_description_section(&mut part)?;
+        if has_args {
+            sub_man.render_options_section(&mut part)?;
+        }
+        for line in part.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".SH ") {
+                writeln!(w, ".PP")?;
+            } else {
+                w.write_all(line)?;
+            }
+        }
+    }
+    man.render_version_section(w)?;
+    Ok(())
 }
 
 fn check(path: &Path) -> ExitCode {
@@ -190,6 +246,21 @@ fn check(path: &Path) -> ExitCode {
             });
             for w in &c.warnings {
                 eprintln!("warning: {w}");
+            }
+            // `serve` keeps running with an expired certificate (it warns); `check` is
+            // where an operator must hear it as an error.
+            let now = time::OffsetDateTime::now_utc();
+            let expired: Vec<_> = c.tls.iter().flat_map(|t| t.expired(now)).collect();
+            for p in &expired {
+                eprintln!(
+                    "{}: certificate expired on {} (names: {})",
+                    p.file.display(),
+                    p.not_after.date(),
+                    p.names.join(", ")
+                );
+            }
+            if !expired.is_empty() {
+                return ExitCode::from(1);
             }
             println!(
                 "{}: OK ({} site{}, {} listener{}{certs})",

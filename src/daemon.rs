@@ -134,10 +134,10 @@ fn now() -> OffsetDateTime {
 
 impl Daemon {
     /// Starts from a validated config and the state file it names. A state file that
-    /// cannot be used is moved aside and reported in the returned warnings; offramp then
+    /// cannot be used is moved aside and logged at error level; offramp then
     /// starts from the config alone rather than refusing to serve.
     pub fn new(config: Config) -> (Daemon, Vec<String>) {
-        let mut warnings = config.warnings.clone();
+        let warnings = config.warnings.clone();
         let resolver = config
             .tls
             .clone()
@@ -150,9 +150,8 @@ impl Daemon {
                     Ok(p) => format!("moved aside to {}", p.display()),
                     Err(qe) => format!("could not be moved aside: {qe}"),
                 };
-                warnings.push(format!(
-                    "{e}; {aside}; starting from the config file's states"
-                ));
+                // Loud: flips made before were lost.
+                tracing::error!("{e}; {aside}; starting from the config file's states");
                 StateData::default()
             }
         };
@@ -215,9 +214,7 @@ impl Daemon {
             last_reload: None,
         };
         if let Err(e) = state::save(&inner.state_path, &inner.state) {
-            warnings.push(format!(
-                "{e}; runtime flips will be refused until it can be written"
-            ));
+            tracing::error!("{e}; runtime flips will be refused until it can be written");
         }
         let snapshot = Arc::new(ArcSwap::from_pointee(build_snapshot(&inner, t)));
         publish(&snapshot, &inner, t);

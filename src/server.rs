@@ -114,8 +114,10 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     let control_listener = control::bind(&config.server.control, config.server.control_group)?;
 
     let (daemon, warnings) = Daemon::new(config);
+    // The config's own warnings (a certificate expiring soon...): the same level as on
+    // a reload.
     for w in warnings {
-        error!("{w}");
+        warn!("{w}");
     }
     let daemon = Arc::new(daemon);
     let tls_acceptor = match daemon.resolver() {

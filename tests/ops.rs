@@ -415,7 +415,6 @@ fn admin_listener_bounds_its_connections() {
 }
 
 #[test]
-#[ignore = "needs `offramp man` (src/cli.rs, Command::Man) to render every subcommand into the one page"]
 fn man_page_documents_every_subcommand_and_its_options() {
     // roff writes `-` as `\-`.
     let man = cli(&["man"]).ok().stdout.replace("\\-", "-");

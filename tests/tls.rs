@@ -674,7 +674,6 @@ fn an_expired_certificate_is_served_with_a_warning_not_refused() {
 }
 
 #[test]
-#[ignore = "needs `offramp check` (src/cli.rs) to fail on CertStore::expired(); see the ops branch notes"]
 fn check_fails_on_an_expired_certificate() {
     let ca = Ca::new();
     let origin = TestOrigin::start("o");
