@@ -791,26 +791,39 @@ fn redirect_template() -> Option<&'static [String; 3]> {
         .as_ref()
 }
 
-fn needs_escape(b: u8) -> bool {
-    matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')
+/// The HTML escape of each byte (`maintenance::html_escape`), empty when it needs none.
+static HTML_ESCAPES: [&[u8]; 256] = {
+    let mut t: [&[u8]; 256] = [b""; 256];
+    t[b'&' as usize] = b"&amp;";
+    t[b'<' as usize] = b"&lt;";
+    t[b'>' as usize] = b"&gt;";
+    t[b'"' as usize] = b"&quot;";
+    t[b'\'' as usize] = b"&#39;";
+    t
+};
+
+/// Length of `s` once HTML-escaped.
+fn escaped_len(s: &[u8]) -> usize {
+    s.iter()
+        .map(|&b| match HTML_ESCAPES[usize::from(b)].len() {
+            0 => 1,
+            n => n,
+        })
+        .sum()
 }
 
 /// `html_escape` of `maintenance`, into a byte buffer.
-fn push_escaped(out: &mut Vec<u8>, s: &str) {
-    if !s.bytes().any(needs_escape) {
-        out.extend_from_slice(s.as_bytes());
-        return;
+fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    let mut rest = s;
+    while let Some(i) = rest
+        .iter()
+        .position(|&b| !HTML_ESCAPES[usize::from(b)].is_empty())
+    {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(HTML_ESCAPES[usize::from(rest[i])]);
+        rest = &rest[i + 1..];
     }
-    for &b in s.as_bytes() {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            b'\'' => out.extend_from_slice(b"&#39;"),
-            _ => out.push(b),
-        }
-    }
+    out.extend_from_slice(rest);
 }
 
 /// Writes a complete redirect to `loc` into `out`; returns the body's length.
@@ -833,26 +846,16 @@ fn redirect_response(
         );
         return body.len();
     };
-    let escaped_len: usize = if !loc.bytes().any(needs_escape) {
-        loc.len()
-    } else {
-        loc.bytes()
-            .map(|ch| match ch {
-                b'&' => 5,
-                b'<' | b'>' => 4,
-                b'"' => 6,
-                b'\'' => 5,
-                _ => 1,
-            })
-            .sum()
-    };
+    let escaped_len = escaped_len(loc.as_bytes());
     let body_len = a.len() + b.len() + c.len() + 2 * escaped_len;
     simple_head(out, status, &[("Location", loc)], body_len, keepalive);
     if !head_only {
         out.extend_from_slice(a.as_bytes());
-        push_escaped(out, loc);
+        let first = out.len();
+        push_escaped(out, loc.as_bytes());
+        let escaped = first..out.len();
         out.extend_from_slice(b.as_bytes());
-        push_escaped(out, loc);
+        out.extend_from_within(escaped);
         out.extend_from_slice(c.as_bytes());
     }
     body_len

@@ -15,54 +15,73 @@ use std::time::SystemTime;
 /// request's path-and-query as received (origin-form; an absolute-form target has
 /// already been reduced to its path by the caller).
 pub fn location(prefix: &str, keep_uri: bool, target: &[u8]) -> String {
-    let mut out = String::with_capacity(prefix.len() + target.len() + 4);
-    out.push_str(prefix);
+    let mut out = Vec::with_capacity(prefix.len() + target.len() + 4);
+    out.extend_from_slice(prefix.as_bytes());
     if !keep_uri {
         if !prefix.contains("://") || prefix.matches('/').count() == 2 {
-            out.push('/');
+            out.push(b'/');
         }
-        return out;
+        return ascii_string(out);
     }
     // Always continue with a '/' so the prefix's authority can never be extended.
     if target.first() != Some(&b'/') {
-        out.push('/');
+        out.push(b'/');
     }
-    for &b in target {
-        if is_url_safe(b) {
-            out.push(b as char);
-        } else {
-            // Infallible for String; ignore the Ok.
-            let _ = write!(out, "%{b:02X}");
-        }
+    let mut rest = target;
+    while let Some(i) = rest.iter().position(|&b| !is_url_safe(b)) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        rest = &rest[i + 1..];
     }
-    out
+    out.extend_from_slice(rest);
+    ascii_string(out)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A `String` of bytes that are all ASCII (the prefix is a validated URL, the rest is
+/// percent-encoded); anything else would be replaced rather than panic.
+fn ascii_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Characters kept as-is in a redirect target: RFC 3986 unreserved, sub-delims, `:@/?%`.
+static URL_SAFE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'?'
+                    | b'%'
+            );
+        i += 1;
+    }
+    t
+};
+
 fn is_url_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'/'
-                | b'?'
-                | b'%'
-        )
+    URL_SAFE[usize::from(b)]
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.
@@ -97,12 +116,12 @@ fn page_with_head(title: &str, head: &str, body_html: &str) -> String {
     )
 }
 
-/// Body of a 302/307 to the status page.
+/// Body of a 302/307 to the status page. Browsers follow the redirect without showing
+/// it, so it is kept short (no styles): every offline request sends it.
 pub fn redirect_page(location: &str) -> String {
     let l = html_escape(location);
-    page(
-        "Down for maintenance",
-        &format!("<p>This site is down for maintenance. See <a href=\"{l}\">{l}</a>.</p>"),
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body><p>This site is down for maintenance. See <a href=\"{l}\">{l}</a>.</p></body></html>\n"
     )
 }
 

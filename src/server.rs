@@ -184,8 +184,19 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let conns = Arc::new(ConnCounter::default());
+    let mut inboxes = Vec::with_capacity(threads);
+    let mut senders = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        inboxes.push(rx);
+    }
+    let balance = Arc::new(Balance {
+        open: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+        inboxes: senders,
+    });
     let mut workers = Vec::new();
-    for i in 0..threads {
+    for (i, mut inbox) in inboxes.into_iter().enumerate() {
         let listeners: Vec<(TcpListener, bool)> = http
             .iter()
             .map(|l| (l, false))
@@ -200,6 +211,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         let shutdown = shutdown_rx.clone();
         let mut stop = stop_rx.clone();
         let conns = conns.clone();
+        let balance = balance.clone();
         let handle = std::thread::Builder::new()
             .name(format!("offramp-w{i}"))
             .spawn(move || {
@@ -214,14 +226,24 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     }
                 };
                 rt.block_on(async move {
+                    let worker = Arc::new(Worker::start(i, apps, shutdown, balance));
+                    // Connections other workers accepted and handed to this one.
+                    let w = worker.clone();
+                    tokio::spawn(async move {
+                        while let Some(h) = inbox.recv().await {
+                            match tokio::net::TcpStream::from_std(h.tcp) {
+                                Ok(tcp) => w.serve(tcp, h.peer, h.tls, h.guard),
+                                Err(e) => tracing::debug!("cannot take over a connection: {e}"),
+                            }
+                        }
+                    });
                     for (l, tls) in listeners {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => {
                                 tokio::spawn(accept_loop(
                                     l,
                                     tls,
-                                    apps.clone(),
-                                    shutdown.clone(),
+                                    worker.clone(),
                                     conns.clone(),
                                     max_conns,
                                 ));
@@ -374,29 +396,250 @@ pub struct Apps {
 /// A TLS handshake must complete within this time.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Open connections per worker and each worker's inbox, so that connections are spread
+/// evenly: a worker that accepts a connection while it serves more than another worker
+/// hands it over. Keep-alive clients (and load generators) open their connections in a
+/// burst, and whichever worker wakes first would otherwise keep most of them for their
+/// whole life, and its clients wait for each other while the other worker idles.
+struct Balance {
+    open: Vec<AtomicUsize>,
+    inboxes: Vec<tokio::sync::mpsc::UnboundedSender<Handover>>,
+}
+
+/// A connection accepted by one worker for another.
+struct Handover {
+    tcp: std::net::TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+    guard: ConnGuard,
+}
+
+/// One worker thread's side of serving connections.
+struct Worker {
+    index: usize,
+    apps: Arc<Apps>,
+    shutdown: watch::Receiver<bool>,
+    /// The fast path waits on a channel of this thread's own, so idle connections on
+    /// different workers do not contend for one lock; a task forwards the drain signal.
+    fast_shutdown: watch::Receiver<bool>,
+    balance: Arc<Balance>,
+}
+
+/// Counts a connection as this worker's while it lives.
+struct WorkerLoad(Arc<Balance>, usize);
+
+impl Drop for WorkerLoad {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.open.get(self.1) {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Worker {
+    /// Sets up this worker's timers (the `Date` ticker, the upstream pool sweep, the
+    /// drain forwarder); call inside its runtime.
+    fn start(
+        index: usize,
+        apps: Arc<Apps>,
+        shutdown: watch::Receiver<bool>,
+        balance: Arc<Balance>,
+    ) -> Worker {
+        let (local_tx, local_rx) = watch::channel(false);
+        tokio::spawn(crate::fast::date_ticker());
+        let mut forward = shutdown.clone();
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = forward.wait_for(|s| *s) => break,
+                    _ = sweep.tick() => crate::fast::pool_sweep(),
+                }
+            }
+            let _ = local_tx.send(true);
+        });
+        Worker {
+            index,
+            apps,
+            shutdown,
+            fast_shutdown: local_rx,
+            balance,
+        }
+    }
+
+    /// The worker that should serve a new connection: this one, unless another serves
+    /// at least two fewer.
+    fn pick(&self) -> usize {
+        let open = &self.balance.open;
+        let mine = open
+            .get(self.index)
+            .map_or(0, |n| n.load(Ordering::Relaxed));
+        let (least, n) = open
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, n.load(Ordering::Relaxed)))
+            .min_by_key(|&(_, n)| n)
+            .unwrap_or((self.index, mine));
+        if n + 1 < mine {
+            least
+        } else {
+            self.index
+        }
+    }
+
+    /// Serves an accepted connection here, or hands it to a less busy worker.
+    fn dispatch(&self, tcp: tokio::net::TcpStream, peer: SocketAddr, tls: bool, guard: ConnGuard) {
+        let to = self.pick();
+        if to != self.index {
+            if let (Some(inbox), Ok(std_tcp)) = (self.balance.inboxes.get(to), tcp.into_std()) {
+                let handover = Handover {
+                    tcp: std_tcp,
+                    peer,
+                    tls,
+                    guard,
+                };
+                if let Some(n) = self.balance.open.get(to) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Err(e) = inbox.send(handover) {
+                    // That worker is gone (shutting down): serve it here after all.
+                    if let Some(n) = self.balance.open.get(to) {
+                        n.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    let h = e.0;
+                    if let Ok(tcp) = tokio::net::TcpStream::from_std(h.tcp) {
+                        self.serve_counted(tcp, h.peer, h.tls, h.guard);
+                    }
+                }
+            }
+            return;
+        }
+        self.serve_counted(tcp, peer, tls, guard);
+    }
+
+    fn serve_counted(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        tls: bool,
+        guard: ConnGuard,
+    ) {
+        if let Some(n) = self.balance.open.get(self.index) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        self.spawn_conn(tcp, peer, tls, guard);
+    }
+
+    /// Serves a connection handed over by another worker (already counted as ours).
+    fn serve(&self, tcp: tokio::net::TcpStream, peer: SocketAddr, tls: bool, guard: ConnGuard) {
+        self.spawn_conn(tcp, peer, tls, guard);
+    }
+
+    fn spawn_conn(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        tls: bool,
+        guard: ConnGuard,
+    ) {
+        let apps = self.apps.clone();
+        let shutdown = self.shutdown.clone();
+        let mut fast_shutdown = self.fast_shutdown.clone();
+        let load = WorkerLoad(self.balance.clone(), self.index);
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _load = load;
+            let mut tcp = tcp;
+            let (h2, mut unanswered, mut head_start) = if tls {
+                (false, Vec::new(), Instant::now())
+            } else {
+                match first_bytes(&mut tcp).await {
+                    Some(first) => first,
+                    None => return,
+                }
+            };
+            let tcp = if tls || h2 {
+                tcp
+            } else {
+                let initial = std::mem::take(&mut unanswered);
+                match apps
+                    .fast
+                    .serve(tcp, peer, initial, head_start, &mut fast_shutdown)
+                    .await
+                {
+                    crate::fast::End::Closed => return,
+                    crate::fast::End::Fallback(tcp, read, start) => {
+                        unanswered = read;
+                        head_start = start;
+                        tcp
+                    }
+                }
+            };
+            let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
+            if !unanswered.is_empty() {
+                // Pingora reads these first, as if they had just arrived.
+                stream.rewind(&unanswered);
+            }
+            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+            let _ = digest.peer_addr.set(Some(peer.into()));
+            stream.set_socket_digest(digest);
+            if tls {
+                let Some(acceptor) = &apps.acceptor else {
+                    return;
+                };
+                let handshake =
+                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.tls_handshake(stream))
+                        .await;
+                let stream = match handshake {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(client = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let h2 = matches!(
+                    pingora::protocols::Ssl::selected_alpn_proto(&stream),
+                    Some(pingora::protocols::ALPN::H2)
+                );
+                let mut stream: pingora::protocols::Stream = Box::new(stream);
+                if !h2 {
+                    stream = Box::new(crate::guard::Guarded::new(
+                        stream,
+                        Instant::now(),
+                        apps.snapshot.clone(),
+                        Some(peer.ip()),
+                    ));
+                }
+                let _ = apps.tls.process_new(stream, &shutdown).await;
+            } else {
+                let mut stream: pingora::protocols::Stream = Box::new(stream);
+                if !h2 {
+                    stream = Box::new(crate::guard::Guarded::new(
+                        stream,
+                        head_start,
+                        apps.snapshot.clone(),
+                        Some(peer.ip()),
+                    ));
+                }
+                let app = if h2 { &apps.h2c } else { &apps.h1 };
+                let _ = app.process_new(stream, &shutdown).await;
+            }
+        });
+    }
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     tls: bool,
-    apps: Arc<Apps>,
-    mut shutdown: watch::Receiver<bool>,
+    worker: Arc<Worker>,
     conns: Arc<ConnCounter>,
     max_conns: usize,
 ) {
-    // The fast path waits on a channel of this thread's own, so idle connections on
-    // different workers do not contend for one lock; a task forwards the drain signal.
-    let (local_tx, local_rx) = watch::channel(false);
-    tokio::spawn(crate::fast::date_ticker());
-    let mut forward = shutdown.clone();
-    tokio::spawn(async move {
-        let mut sweep = tokio::time::interval(Duration::from_secs(10));
-        loop {
-            tokio::select! {
-                _ = forward.wait_for(|s| *s) => break,
-                _ = sweep.tick() => crate::fast::pool_sweep(),
-            }
-        }
-        let _ = local_tx.send(true);
-    });
+    let mut shutdown = worker.shutdown.clone();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -419,94 +662,7 @@ async fn accept_loop(
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!("set_nodelay: {e}");
                 }
-                let apps = apps.clone();
-                let shutdown = shutdown.clone();
-                let mut fast_shutdown = local_rx.clone();
-                let guard = conns.enter();
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    let mut tcp = tcp;
-                    let (h2, mut unanswered, mut head_start) = if tls {
-                        (false, Vec::new(), Instant::now())
-                    } else {
-                        match first_bytes(&mut tcp).await {
-                            Some(first) => first,
-                            None => return,
-                        }
-                    };
-                    let tcp = if tls || h2 {
-                        tcp
-                    } else {
-                        let initial = std::mem::take(&mut unanswered);
-                        match apps
-                            .fast
-                            .serve(tcp, peer, initial, head_start, &mut fast_shutdown)
-                            .await
-                        {
-                            crate::fast::End::Closed => return,
-                            crate::fast::End::Fallback(tcp, read, start) => {
-                                unanswered = read;
-                                head_start = start;
-                                tcp
-                            }
-                        }
-                    };
-                    let mut stream = pingora::protocols::l4::stream::Stream::from(tcp);
-                    if !unanswered.is_empty() {
-                        // Pingora reads these first, as if they had just arrived.
-                        stream.rewind(&unanswered);
-                    }
-                    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
-                    let _ = digest.peer_addr.set(Some(peer.into()));
-                    stream.set_socket_digest(digest);
-                    if tls {
-                        let Some(acceptor) = &apps.acceptor else {
-                            return;
-                        };
-                        let handshake = tokio::time::timeout(
-                            TLS_HANDSHAKE_TIMEOUT,
-                            acceptor.tls_handshake(stream),
-                        )
-                        .await;
-                        let stream = match handshake {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(client = %peer, "TLS handshake failed: {e}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(client = %peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                        let h2 = matches!(
-                            pingora::protocols::Ssl::selected_alpn_proto(&stream),
-                            Some(pingora::protocols::ALPN::H2)
-                        );
-                        let mut stream: pingora::protocols::Stream = Box::new(stream);
-                        if !h2 {
-                            stream = Box::new(crate::guard::Guarded::new(
-                                stream,
-                                Instant::now(),
-                                apps.snapshot.clone(),
-                                Some(peer.ip()),
-                            ));
-                        }
-                        let _ = apps.tls.process_new(stream, &shutdown).await;
-                    } else {
-                        let mut stream: pingora::protocols::Stream = Box::new(stream);
-                        if !h2 {
-                            stream = Box::new(crate::guard::Guarded::new(
-                                stream,
-                                head_start,
-                                apps.snapshot.clone(),
-                                Some(peer.ip()),
-                            ));
-                        }
-                        let app = if h2 { &apps.h2c } else { &apps.h1 };
-                        let _ = app.process_new(stream, &shutdown).await;
-                    }
-                });
+                worker.dispatch(tcp, peer, tls, conns.enter());
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
