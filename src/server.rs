@@ -232,7 +232,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     tokio::spawn(async move {
                         while let Some(h) = inbox.recv().await {
                             match tokio::net::TcpStream::from_std(h.tcp) {
-                                Ok(tcp) => w.serve(tcp, h.peer, h.tls, h.guard),
+                                Ok(tcp) => w.take_over(tcp, h.peer, h.tls, h.guard),
                                 Err(e) => tracing::debug!("cannot take over a connection: {e}"),
                             }
                         }
@@ -531,7 +531,7 @@ impl Worker {
     }
 
     /// Serves a connection handed over by another worker (already counted as ours).
-    fn serve(&self, tcp: tokio::net::TcpStream, peer: SocketAddr, tls: bool, guard: ConnGuard) {
+    fn take_over(&self, tcp: tokio::net::TcpStream, peer: SocketAddr, tls: bool, guard: ConnGuard) {
         self.spawn_conn(tcp, peer, tls, guard);
     }
 
