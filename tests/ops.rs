@@ -289,9 +289,16 @@ fn reloads_are_logged_with_who_and_why() {
         .unwrap_or_default();
     assert!(file.ends_with("offramp.toml"), "{changed}");
     // Each one is followed by its result.
-    wait_for(WAIT, "three `config reloaded` events", || {
-        (o.count_log(|l| message(l).as_deref() == Some("config reloaded")) >= 3).then_some(())
-    });
+    // (A loop rather than `wait_for`: when it times out, the daemon's log says why.)
+    let t = std::time::Instant::now();
+    while o.count_log(|l| message(l).as_deref() == Some("config reloaded")) < 3 {
+        assert!(
+            t.elapsed() < WAIT,
+            "three `config reloaded` events expected within {WAIT:?}; the log:\n{}",
+            o.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
