@@ -274,6 +274,11 @@ impl FastPath {
         FastPath { snapshot }
     }
 
+    /// The snapshot it reads (also what requests handed to Pingora are counted in).
+    pub fn snapshot(&self) -> &Arc<ArcSwap<Snapshot>> {
+        &self.snapshot
+    }
+
     /// Serves requests on `tcp` until it closes or a request needs Pingora. `initial`
     /// holds the bytes already read from it (the start of the first request, which
     /// began arriving at `first_byte`). `shutdown` turns true when the server drains:
@@ -383,15 +388,11 @@ impl FastPath {
                             if let Some(site) = site {
                                 site.counters.upstream_error();
                             }
-                            // The same link as the Pingora path's error page: the site's
-                            // status page, or the built-in one on this listener's port.
-                            let link = site.and_then(|s| match s.builtin {
-                                true => {
-                                    let port = tcp.local_addr().map_or(0, |a| a.port());
-                                    proxy::builtin_status_origin(&done.snap, "http", port)
-                                        .map(|o| format!("{o}/"))
-                                }
-                                false => s.status_url.as_deref().map(str::to_string),
+                            // The same link as the Pingora path's error page (the fast path
+                            // serves plain HTTP without `redirect_https` only).
+                            let link = site.and_then(|s| {
+                                let port = tcp.local_addr().map_or(0, |a| a.port());
+                                proxy::error_page_link(&done.snap, s, "http", port)
                             });
                             let body = maintenance::upstream_error_page(code, link.as_deref());
                             simple_response(&mut out, code, &[], &body, done.head_only, false);
@@ -665,7 +666,7 @@ fn finish(done: &Done, client: IpAddr, start: Instant, error: Option<&str>) -> I
 
 /// A complete response offramp writes itself: the same headers as `proxy::respond`,
 /// plus the `Date` and `Connection` Pingora adds.
-fn simple_response(
+pub(crate) fn simple_response(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, &str)],
@@ -791,41 +792,6 @@ fn redirect_template() -> Option<&'static [String; 3]> {
         .as_ref()
 }
 
-/// The HTML escape of each byte (`maintenance::html_escape`), empty when it needs none.
-static HTML_ESCAPES: [&[u8]; 256] = {
-    let mut t: [&[u8]; 256] = [b""; 256];
-    t[b'&' as usize] = b"&amp;";
-    t[b'<' as usize] = b"&lt;";
-    t[b'>' as usize] = b"&gt;";
-    t[b'"' as usize] = b"&quot;";
-    t[b'\'' as usize] = b"&#39;";
-    t
-};
-
-/// Length of `s` once HTML-escaped.
-fn escaped_len(s: &[u8]) -> usize {
-    s.iter()
-        .map(|&b| match HTML_ESCAPES[usize::from(b)].len() {
-            0 => 1,
-            n => n,
-        })
-        .sum()
-}
-
-/// `html_escape` of `maintenance`, into a byte buffer.
-fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
-    let mut rest = s;
-    while let Some(i) = rest
-        .iter()
-        .position(|&b| !HTML_ESCAPES[usize::from(b)].is_empty())
-    {
-        out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(HTML_ESCAPES[usize::from(rest[i])]);
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
-}
-
 /// Writes a complete redirect to `loc` into `out`; returns the body's length.
 fn redirect_response(
     out: &mut Vec<u8>,
@@ -846,13 +812,13 @@ fn redirect_response(
         );
         return body.len();
     };
-    let escaped_len = escaped_len(loc.as_bytes());
+    let escaped_len = maintenance::html_escaped_len(loc.as_bytes());
     let body_len = a.len() + b.len() + c.len() + 2 * escaped_len;
     simple_head(out, status, &[("Location", loc)], body_len, keepalive);
     if !head_only {
         out.extend_from_slice(a.as_bytes());
         let first = out.len();
-        push_escaped(out, loc.as_bytes());
+        maintenance::push_html_escaped(out, loc.as_bytes());
         let escaped = first..out.len();
         out.extend_from_slice(b.as_bytes());
         out.extend_from_within(escaped);

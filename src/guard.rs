@@ -132,14 +132,7 @@ impl Guarded {
             .saturating_sub(Duration::from_millis(self.since_ms.load(Ordering::Acquire)));
         let body = crate::maintenance::client_error_page(400);
         let mut out = Vec::with_capacity(body.len() + 160);
-        out.extend_from_slice(
-            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ",
-        );
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\nCache-Control: no-store\r\nDate: ");
-        out.extend_from_slice(pingora::protocols::http::date::get_cached_date().as_bytes());
-        out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-        out.extend_from_slice(body.as_bytes());
+        crate::fast::simple_response(&mut out, 400, &[], &body, false, false);
         let snap = self.snapshot.load();
         snap.table
             .no_site

@@ -27,18 +27,22 @@ pub fn location(prefix: &str, keep_uri: bool, target: &[u8]) -> String {
     if target.first() != Some(&b'/') {
         out.push(b'/');
     }
-    let mut rest = target;
-    while let Some(i) = rest.iter().position(|&b| !is_url_safe(b)) {
+    push_percent_encoded(&mut out, target, is_url_safe);
+    ascii_string(out)
+}
+
+/// Appends `bytes` with every byte that `keep` refuses written as `%XX`.
+fn push_percent_encoded(out: &mut Vec<u8>, bytes: &[u8], keep: impl Fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = bytes;
+    while let Some(i) = rest.iter().position(|&b| !keep(b)) {
         out.extend_from_slice(&rest[..i]);
         let b = rest[i];
         out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
         rest = &rest[i + 1..];
     }
     out.extend_from_slice(rest);
-    ascii_string(out)
 }
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// A `String` of bytes that are all ASCII (the prefix is a validated URL, the rest is
 /// percent-encoded); anything else would be replaced rather than panic.
@@ -86,18 +90,46 @@ fn is_url_safe(b: u8) -> bool {
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let mut out = Vec::with_capacity(s.len() + 8);
+    push_html_escaped(&mut out, s.as_bytes());
+    // Only ASCII bytes were replaced (by ASCII), so UTF-8 in stays UTF-8 out.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The HTML escape of each byte, empty when it needs none.
+static HTML_ESCAPES: [&[u8]; 256] = {
+    let mut t: [&[u8]; 256] = [b""; 256];
+    t[b'&' as usize] = b"&amp;";
+    t[b'<' as usize] = b"&lt;";
+    t[b'>' as usize] = b"&gt;";
+    t[b'"' as usize] = b"&quot;";
+    t[b'\'' as usize] = b"&#39;";
+    t
+};
+
+/// `html_escape` into a byte buffer (the data path writes pages straight into its
+/// output).
+pub fn push_html_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    let mut rest = s;
+    while let Some(i) = rest
+        .iter()
+        .position(|&b| !HTML_ESCAPES[usize::from(b)].is_empty())
+    {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(HTML_ESCAPES[usize::from(rest[i])]);
+        rest = &rest[i + 1..];
     }
-    out
+    out.extend_from_slice(rest);
+}
+
+/// Length of `s` once HTML-escaped.
+pub fn html_escaped_len(s: &[u8]) -> usize {
+    s.iter()
+        .map(|&b| match HTML_ESCAPES[usize::from(b)].len() {
+            0 => 1,
+            n => n,
+        })
+        .sum()
 }
 
 fn page(title: &str, body_html: &str) -> String {
@@ -190,22 +222,15 @@ pub fn builtin_location(status_origin: &str, site: &str, from: &str) -> String {
         .map(|b| if is_unreserved(b) { 1 } else { 3 })
         .sum();
     let with_from = page_len + FROM_PARAM.len() + from_len <= crate::guard::MAX_REQUEST_TARGET;
-    let mut out =
-        String::with_capacity(status_origin.len() + page_len + FROM_PARAM.len() + from_len);
-    out.push_str(status_origin);
-    out.push_str(crate::status::MAINTENANCE_PREFIX);
-    out.push_str(site);
+    let mut out = Vec::with_capacity(status_origin.len() + page_len + FROM_PARAM.len() + from_len);
+    out.extend_from_slice(status_origin.as_bytes());
+    out.extend_from_slice(crate::status::MAINTENANCE_PREFIX.as_bytes());
+    out.extend_from_slice(site.as_bytes());
     if with_from {
-        out.push_str(FROM_PARAM);
-        for &b in from.as_bytes() {
-            if is_unreserved(b) {
-                out.push(b as char);
-            } else {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
+        out.extend_from_slice(FROM_PARAM.as_bytes());
+        push_percent_encoded(&mut out, from.as_bytes(), is_unreserved);
     }
-    out
+    ascii_string(out)
 }
 
 /// The query of a maintenance page's URL, up to the encoded `from` URL.

@@ -19,7 +19,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::config::{OfflineCode, SiteState};
 use crate::maintenance;
-use crate::routes::{HostError, Snapshot};
+use crate::routes::{HostError, SiteRoute, Snapshot};
 
 /// The scheme of the listeners a proxy serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,20 @@ pub fn builtin_status_origin(snap: &Snapshot, scheme: &str, port: u16) -> Option
     }
     let host = snap.table.status_hosts.first()?;
     Some(origin(scheme, host, port))
+}
+
+/// The status page an error page (502/504) of `site` links to: the site's own, or the
+/// built-in one's overview, for a request that came in on this scheme and port.
+pub fn error_page_link(
+    snap: &Snapshot,
+    site: &SiteRoute,
+    scheme: &str,
+    port: u16,
+) -> Option<String> {
+    match site.builtin {
+        true => builtin_status_origin(snap, scheme, port).map(|o| format!("{o}/")),
+        false => site.status_url.as_deref().map(str::to_string),
+    }
 }
 
 /// The proxy application: reads the shared snapshot, never writes it.
@@ -635,10 +649,8 @@ impl ProxyHttp for Proxy {
             session.set_keepalive(None);
             let link = ctx.snap.as_ref().and_then(|snap| {
                 let site = snap.table.sites.get(ctx.site as usize)?;
-                match site.builtin {
-                    true => self.status_origin(session, snap).map(|o| format!("{o}/")),
-                    false => site.status_url.as_deref().map(str::to_string),
-                }
+                let (scheme, port) = self.public_scheme_port(session, snap);
+                error_page_link(snap, site, scheme, port)
             });
             let body = if code >= 500 {
                 maintenance::upstream_error_page(code, link.as_deref())

@@ -265,12 +265,13 @@ fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; MAX_HOST + 1]) -> Result<&'
     if !ipv6 && name.ends_with(b".") {
         return Err(HostError::Malformed);
     }
+    // As if a dot came before the name: a leading dot is an empty label too.
     let mut prev = b'.';
-    for (i, (&b, slot)) in name.iter().zip(buf.iter_mut()).enumerate() {
+    for (&b, slot) in name.iter().zip(buf.iter_mut()) {
         let c = HOST_CHARS[usize::from(b)];
         let ok = c != 0 || (ipv6 && (b == b':' || b == b'[' || b == b']'));
         // An empty label (`a..b`, `.a`) is not a host name.
-        let empty_label = !ipv6 && b == b'.' && (i == 0 || prev == b'.');
+        let empty_label = !ipv6 && b == b'.' && prev == b'.';
         if !ok || empty_label {
             return Err(HostError::Malformed);
         }

@@ -152,7 +152,6 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         tls: Arc::new(tls),
         acceptor: tls_acceptor,
         fast: crate::fast::FastPath::new(daemon.snapshot()),
-        snapshot: daemon.snapshot(),
     });
 
     for (proto, list) in [("http", &http), ("https", &https)] {
@@ -232,7 +231,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
                     tokio::spawn(async move {
                         while let Some(h) = inbox.recv().await {
                             match tokio::net::TcpStream::from_std(h.tcp) {
-                                Ok(tcp) => w.take_over(tcp, h.peer, h.tls, h.guard),
+                                Ok(tcp) => w.spawn_conn(tcp, h.peer, h.tls, h.guard, h.load),
                                 Err(e) => tracing::debug!("cannot take over a connection: {e}"),
                             }
                         }
@@ -389,8 +388,6 @@ pub struct Apps {
     pub acceptor: Option<Arc<pingora::listeners::tls::Acceptor>>,
     /// Plain-HTTP/1.1 requests it can answer itself (see `fast`); the rest go to `h1`.
     pub fast: crate::fast::FastPath,
-    /// The routing snapshot, for requests refused before any proxy hook runs.
-    pub snapshot: Arc<arc_swap::ArcSwap<crate::routes::Snapshot>>,
 }
 
 /// A TLS handshake must complete within this time.
@@ -406,12 +403,13 @@ struct Balance {
     inboxes: Vec<tokio::sync::mpsc::UnboundedSender<Handover>>,
 }
 
-/// A connection accepted by one worker for another.
+/// A connection accepted by one worker for another (already counted as that one's).
 struct Handover {
     tcp: std::net::TcpStream,
     peer: SocketAddr,
     tls: bool,
     guard: ConnGuard,
+    load: WorkerLoad,
 }
 
 /// One worker thread's side of serving connections.
@@ -425,8 +423,17 @@ struct Worker {
     balance: Arc<Balance>,
 }
 
-/// Counts a connection as this worker's while it lives.
+/// Counts a connection as one worker's while it lives.
 struct WorkerLoad(Arc<Balance>, usize);
+
+impl WorkerLoad {
+    fn enter(balance: &Arc<Balance>, worker: usize) -> WorkerLoad {
+        if let Some(n) = balance.open.get(worker) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        WorkerLoad(balance.clone(), worker)
+    }
+}
 
 impl Drop for WorkerLoad {
     fn drop(&mut self) {
@@ -491,61 +498,43 @@ impl Worker {
     fn dispatch(&self, tcp: tokio::net::TcpStream, peer: SocketAddr, tls: bool, guard: ConnGuard) {
         let to = self.pick();
         if to != self.index {
-            if let (Some(inbox), Ok(std_tcp)) = (self.balance.inboxes.get(to), tcp.into_std()) {
+            if let (Some(inbox), Ok(tcp)) = (self.balance.inboxes.get(to), tcp.into_std()) {
+                let load = WorkerLoad::enter(&self.balance, to);
                 let handover = Handover {
-                    tcp: std_tcp,
+                    tcp,
                     peer,
                     tls,
                     guard,
+                    load,
                 };
-                if let Some(n) = self.balance.open.get(to) {
-                    n.fetch_add(1, Ordering::Relaxed);
-                }
                 if let Err(e) = inbox.send(handover) {
                     // That worker is gone (shutting down): serve it here after all.
-                    if let Some(n) = self.balance.open.get(to) {
-                        n.fetch_sub(1, Ordering::Relaxed);
-                    }
                     let h = e.0;
+                    drop(h.load);
                     if let Ok(tcp) = tokio::net::TcpStream::from_std(h.tcp) {
-                        self.serve_counted(tcp, h.peer, h.tls, h.guard);
+                        let load = WorkerLoad::enter(&self.balance, self.index);
+                        self.spawn_conn(tcp, h.peer, h.tls, h.guard, load);
                     }
                 }
             }
             return;
         }
-        self.serve_counted(tcp, peer, tls, guard);
+        let load = WorkerLoad::enter(&self.balance, self.index);
+        self.spawn_conn(tcp, peer, tls, guard, load);
     }
 
-    fn serve_counted(
-        &self,
-        tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
-        tls: bool,
-        guard: ConnGuard,
-    ) {
-        if let Some(n) = self.balance.open.get(self.index) {
-            n.fetch_add(1, Ordering::Relaxed);
-        }
-        self.spawn_conn(tcp, peer, tls, guard);
-    }
-
-    /// Serves a connection handed over by another worker (already counted as ours).
-    fn take_over(&self, tcp: tokio::net::TcpStream, peer: SocketAddr, tls: bool, guard: ConnGuard) {
-        self.spawn_conn(tcp, peer, tls, guard);
-    }
-
+    /// Serves a connection on this worker; `load` counts it as this worker's.
     fn spawn_conn(
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
         tls: bool,
         guard: ConnGuard,
+        load: WorkerLoad,
     ) {
         let apps = self.apps.clone();
         let shutdown = self.shutdown.clone();
         let mut fast_shutdown = self.fast_shutdown.clone();
-        let load = WorkerLoad(self.balance.clone(), self.index);
         tokio::spawn(async move {
             let _guard = guard;
             let _load = load;
@@ -605,31 +594,36 @@ impl Worker {
                     pingora::protocols::Ssl::selected_alpn_proto(&stream),
                     Some(pingora::protocols::ALPN::H2)
                 );
-                let mut stream: pingora::protocols::Stream = Box::new(stream);
-                if !h2 {
-                    stream = Box::new(crate::guard::Guarded::new(
-                        stream,
-                        Instant::now(),
-                        apps.snapshot.clone(),
-                        Some(peer.ip()),
-                    ));
-                }
+                // Over TLS the head deadline starts once the handshake is done.
+                let stream = guarded(Box::new(stream), h2, Instant::now(), &apps, peer);
                 let _ = apps.tls.process_new(stream, &shutdown).await;
             } else {
-                let mut stream: pingora::protocols::Stream = Box::new(stream);
-                if !h2 {
-                    stream = Box::new(crate::guard::Guarded::new(
-                        stream,
-                        head_start,
-                        apps.snapshot.clone(),
-                        Some(peer.ip()),
-                    ));
-                }
+                let stream = guarded(Box::new(stream), h2, head_start, &apps, peer);
                 let app = if h2 { &apps.h2c } else { &apps.h1 };
                 let _ = app.process_new(stream, &shutdown).await;
             }
         });
     }
+}
+
+/// An HTTP/1 client stream with `guard`'s limits (HTTP/2 has its own); the request head
+/// began arriving at `head_start`.
+fn guarded(
+    stream: pingora::protocols::Stream,
+    h2: bool,
+    head_start: Instant,
+    apps: &Apps,
+    peer: SocketAddr,
+) -> pingora::protocols::Stream {
+    if h2 {
+        return stream;
+    }
+    Box::new(crate::guard::Guarded::new(
+        stream,
+        head_start,
+        apps.fast.snapshot().clone(),
+        Some(peer.ip()),
+    ))
 }
 
 async fn accept_loop(
