@@ -116,6 +116,17 @@ fn assert_one_line_error(out: &CliOut, code: i32, needles: &[&str]) {
 }
 
 /// The table printed by the CLI: header columns in order, and the row of `site`.
+/// The table row of `site`, after checking its STATE and SOURCE columns.
+fn assert_row<'a>(out: &'a str, site: &str, state: &str, source: &str) -> &'a str {
+    let row = table_row(out, site);
+    assert_eq!(
+        &row.split_whitespace().collect::<Vec<_>>()[1..3],
+        [state, source],
+        "row: {row}"
+    );
+    row
+}
+
 fn table_row<'a>(out: &'a str, site: &str) -> &'a str {
     let mut lines = out.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
@@ -267,12 +278,7 @@ fn offline_redirects_keeping_path_and_query_and_online_proxies_again() {
 
     let before = origin.request_count();
     let out = o.cli(&["online", "blog", "--reason", "done"]).ok();
-    let row = table_row(&out.stdout, "blog");
-    assert_eq!(
-        &row.split_whitespace().collect::<Vec<_>>()[1..3],
-        ["online", "runtime"],
-        "row: {row}"
-    );
+    let row = assert_row(&out.stdout, "blog", "online", "runtime");
     assert!(row.contains("done"), "{row}");
     assert_proxied(&o, "blog");
     assert!(origin.request_count() > before, "reached the origin");
@@ -289,16 +295,8 @@ fn status_table_json_and_site_filter() {
 
     // Table: every site, config states.
     let out = o.cli(&["status"]).ok();
-    let blog = table_row(&out.stdout, "blog");
-    let cloud = table_row(&out.stdout, "cloud");
-    assert_eq!(
-        &blog.split_whitespace().collect::<Vec<_>>()[1..3],
-        ["online", "config"]
-    );
-    assert_eq!(
-        &cloud.split_whitespace().collect::<Vec<_>>()[1..3],
-        ["offline", "config"]
-    );
+    let blog = assert_row(&out.stdout, "blog", "online", "config");
+    assert_row(&out.stdout, "cloud", "offline", "config");
     assert!(blog.ends_with('-'), "no BY for config: {blog}");
 
     // JSON: stable fields.
@@ -394,12 +392,7 @@ fn global_flip_last_action_wins_and_reset_all_returns_to_config() {
     o.cli(&["online", "blog"]).ok();
     let out = o.cli(&["offline", "--all", "--reason", "move"]).ok();
     for s in ["blog", "cloud", "wiki"] {
-        let row = table_row(&out.stdout, s);
-        assert_eq!(
-            &row.split_whitespace().collect::<Vec<_>>()[1..3],
-            ["offline", "all"],
-            "{row}"
-        );
+        assert_row(&out.stdout, s, "offline", "all");
     }
     let st = status(&o);
     for s in ["blog", "cloud", "wiki"] {
@@ -471,12 +464,7 @@ fn reset_site_drops_its_own_override_only() {
     o.cli(&["offline", "blog", "cloud", "--reason", "r"]).ok();
     assert_redirected(&o, "blog");
     let out = o.cli(&["reset", "blog"]).ok();
-    let row = table_row(&out.stdout, "blog");
-    assert_eq!(
-        &row.split_whitespace().collect::<Vec<_>>()[1..3],
-        ["online", "config"],
-        "{row}"
-    );
+    assert_row(&out.stdout, "blog", "online", "config");
     let st = status(&o);
     let b = entry(&st, "blog");
     assert_eq!(
@@ -501,12 +489,7 @@ fn reset_site_under_a_global_override_is_the_latest_action_for_that_site() {
     // `reset cloud` after `offline --all`: cloud back to its config, the rest stays.
     o.cli(&["offline", "--all", "--reason", "move"]).ok();
     let out = o.cli(&["reset", "cloud"]).ok();
-    let row = table_row(&out.stdout, "cloud");
-    assert_eq!(
-        &row.split_whitespace().collect::<Vec<_>>()[1..3],
-        ["online", "config"],
-        "{row}"
-    );
+    assert_row(&out.stdout, "cloud", "online", "config");
     let st = status(&o);
     let c = entry(&st, "cloud");
     assert_eq!(
