@@ -310,13 +310,7 @@ fn socket_path(cli: &Cli, explicit_config: bool) -> Result<Socket, String> {
             from: From::Flag,
         });
     }
-    let file = if cli.config.is_absolute() {
-        cli.config.clone()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(&cli.config))
-            .unwrap_or_else(|_| cli.config.clone())
-    };
+    let file = config::absolute(&cli.config);
     let shown = file.display();
     let default = |why: String| Socket {
         path: PathBuf::from(config::DEFAULT_CONTROL),
@@ -331,43 +325,13 @@ fn socket_path(cli: &Cli, explicit_config: bool) -> Result<Socket, String> {
         }
         Err(e) => return Ok(default(format!("config file {shown} cannot be read: {e}"))),
     };
-    let control = match toml::from_str::<toml::Table>(&text) {
-        Ok(table) => match table.get("server").and_then(|s| s.get("control")) {
-            Some(toml::Value::String(c)) => Some(c.clone()),
-            _ => None,
-        },
-        // A syntax error elsewhere (the daemon keeps its last good config): look for
-        // the line itself, so that `reload` and `status` still report on it.
-        Err(_) => control_line(&text),
-    };
-    match control {
-        Some(c) => Ok(Socket {
-            path: config::resolve_path(&file, &c),
+    match config::control_path_in(&file, &text) {
+        Some(path) => Ok(Socket {
+            path,
             from: From::Config(shown.to_string()),
         }),
         None => Ok(default(format!("{shown} does not set server.control"))),
     }
-}
-
-/// The value of a `control = "..."` line in the `[server]` table of a file that is not
-/// valid TOML as a whole.
-fn control_line(text: &str) -> Option<String> {
-    let mut in_server = false;
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_server = line.split('#').next().map(str::trim) == Some("[server]");
-            continue;
-        }
-        if !in_server || !line.starts_with("control") {
-            continue;
-        }
-        if let Ok(t) = toml::from_str::<toml::Table>(line) {
-            if let Some(toml::Value::String(c)) = t.get("control") {
-                return Some(c.clone());
-            }
-        }
-    }
-    None
 }
 
 fn request_for(cmd: &Command) -> Request {
@@ -588,22 +552,5 @@ fn print_reload(reply: &Value) {
         if !items.is_empty() {
             println!("  {label}: {}", items.join(", "));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_line_is_found_in_a_file_with_syntax_errors() {
-        let text = "[server]\nhttp = [\"127.0.0.1:8080\"\ncontrol = \"/run/x.sock\" # here\n[[site]]\nname = \n";
-        assert!(toml::from_str::<toml::Table>(text).is_err());
-        assert_eq!(control_line(text).as_deref(), Some("/run/x.sock"));
-        assert_eq!(control_line("[site]\ncontrol = \"/a\"\n[server\n"), None);
-        assert_eq!(
-            control_line("[server] # main\ncontrol_group = \"g\"\ncontrol = \"/b\"\n"),
-            Some("/b".into())
-        );
     }
 }

@@ -287,19 +287,46 @@ impl Config {
     }
 }
 
-/// Reads only `[server] control` from a config file, leniently, so that CLI commands
-/// find the daemon even when the file has errors elsewhere. `None` when the file cannot
-/// be read or does not set it.
-pub fn control_path_hint(path: &Path) -> Option<PathBuf> {
-    let file = absolute(path);
-    let text = std::fs::read_to_string(&file).ok()?;
-    let table: toml::Table = toml::from_str(&text).ok()?;
-    let control = table.get("server")?.get("control")?.as_str()?;
-    Some(resolve_path(&file, control))
+/// `[server] control` of a config file's text (`file` is where it was read from),
+/// read leniently so that CLI commands find the daemon even when the file has errors
+/// elsewhere (the daemon keeps running on its last good config). `None` when the text
+/// does not set it.
+pub fn control_path_in(file: &Path, text: &str) -> Option<PathBuf> {
+    let control = match toml::from_str::<toml::Table>(text) {
+        Ok(table) => table
+            .get("server")?
+            .get("control")?
+            .as_str()
+            .map(String::from),
+        // A syntax error elsewhere: look for the line itself.
+        Err(_) => control_line(text),
+    }?;
+    Some(resolve_path(file, &control))
+}
+
+/// The value of a `control = "..."` line in the `[server]` table of a file that is not
+/// valid TOML as a whole.
+fn control_line(text: &str) -> Option<String> {
+    let mut in_server = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_server = line.split('#').next().map(str::trim) == Some("[server]");
+            continue;
+        }
+        if !in_server || !line.starts_with("control") {
+            continue;
+        }
+        if let Ok(t) = toml::from_str::<toml::Table>(line) {
+            if let Some(toml::Value::String(c)) = t.get("control") {
+                return Some(c.clone());
+            }
+        }
+    }
+    None
 }
 
 /// `path` made absolute against the current directory.
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -222,11 +222,24 @@ fn upstream_and_host_shapes() {
 }
 
 #[test]
+fn control_line_is_found_in_a_file_with_syntax_errors() {
+    let text = "[server]\nhttp = [\"127.0.0.1:8080\"\ncontrol = \"/run/x.sock\" # here\n[[site]]\nname = \n";
+    assert!(toml::from_str::<toml::Table>(text).is_err());
+    assert_eq!(control_line(text).as_deref(), Some("/run/x.sock"));
+    assert_eq!(control_line("[site]\ncontrol = \"/a\"\n[server\n"), None);
+    assert_eq!(
+        control_line("[server] # main\ncontrol_group = \"g\"\ncontrol = \"/b\"\n"),
+        Some("/b".into())
+    );
+}
+
+#[test]
 fn control_hint_reads_a_broken_file() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("o.toml");
-    std::fs::write(&f, "[server]\ncontrol = \"x.sock\"\nthreads = \"many\"\n").unwrap();
-    assert_eq!(control_path_hint(&f), Some(dir.path().join("x.sock")));
+    let text = "[server]\ncontrol = \"x.sock\"\nthreads = \"many\"\n";
+    std::fs::write(&f, text).unwrap();
+    assert_eq!(control_path_in(&f, text), Some(dir.path().join("x.sock")));
 }
 
 /// The line a message about `key` points at, and its message, for each error about it.
