@@ -57,7 +57,7 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("redirect/location", |b| {
         b.iter(|| {
-            offramp::maintenance::location(
+            offramp::text::location(
                 black_box("https://status.example.com/cloud"),
                 true,
                 black_box(b"/remote.php/dav/files/alice/Documents?x=1&y=two"),
@@ -66,7 +66,7 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("redirect/location+page", |b| {
         b.iter(|| {
-            let loc = offramp::maintenance::location(
+            let loc = offramp::text::location(
                 black_box("https://status.example.com/cloud"),
                 true,
                 black_box(b"/remote.php/dav/files/alice/Documents?x=1&y=two"),

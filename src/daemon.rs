@@ -329,7 +329,7 @@ impl Daemon {
             action = state.as_str(),
             sites = %target_label(target),
             reason = reason.as_deref().unwrap_or(""),
-            until = until.and_then(|u| crate::maintenance::rfc3339(u.into())).as_deref().unwrap_or(""),
+            until = until.and_then(|u| crate::text::rfc3339(u.into())).as_deref().unwrap_or(""),
             by = by.map_or(-1, i64::from),
             "site state changed"
         );
@@ -732,7 +732,7 @@ fn log_expired_while_stopped(site: &str, o: &Override) {
         target: "offramp::control",
         site,
         state = o.state.as_str(),
-        until = o.until.and_then(|u| crate::maintenance::rfc3339(u.into())).as_deref().unwrap_or(""),
+        until = o.until.and_then(|u| crate::text::rfc3339(u.into())).as_deref().unwrap_or(""),
         reason = o.reason.as_deref().unwrap_or(""),
         "runtime override expired while offramp was stopped; dropped"
     );

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::maintenance::html_escape;
+use crate::text::html_escape;
 
 const MAX_HEAD: usize = 16 * 1024;
 

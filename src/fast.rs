@@ -34,7 +34,6 @@ use tokio::sync::watch;
 use tokio::time::{Instant as TInstant, Sleep};
 
 use crate::config::{OfflineCode, SiteState};
-use crate::guard;
 use crate::maintenance;
 use crate::metrics::Outcome;
 use crate::proxy;
@@ -303,7 +302,7 @@ impl FastPath {
         // The upstream request, while `out` takes the client's response head.
         let mut req: Vec<u8> = Vec::new();
         // Set when the first bytes of a request head arrived: the whole head must follow
-        // within `guard::REQUEST_HEAD_TIMEOUT`.
+        // within `crate::limits::REQUEST_HEAD_TIMEOUT`.
         let mut head_deadline: Option<tokio::time::Instant> = None;
         // When the current request's first bytes were read (or the previous request
         // ended, for a pipelined one). Clock reads are a visible share of a redirect's
@@ -326,7 +325,7 @@ impl FastPath {
                     let read = if buf.is_empty() {
                         // Between requests: the same idle limit as `guard` sets for Pingora,
                         // and no waiting past a drain.
-                        let deadline = TInstant::from_std(start) + guard::KEEPALIVE_TIMEOUT;
+                        let deadline = TInstant::from_std(start) + crate::limits::KEEPALIVE_TIMEOUT;
                         let idle = timer.within(deadline, async {
                             tokio::select! {
                                 biased;
@@ -340,7 +339,7 @@ impl FastPath {
                         }
                     } else {
                         let deadline = *head_deadline.get_or_insert_with(|| {
-                            TInstant::from_std(start) + guard::REQUEST_HEAD_TIMEOUT
+                            TInstant::from_std(start) + crate::limits::REQUEST_HEAD_TIMEOUT
                         });
                         match timer.within(deadline, tcp.read_buf(&mut buf)).await {
                             Some(r) => r,
@@ -441,7 +440,7 @@ impl FastPath {
         };
         if !target.starts_with('/')
             || method == "CONNECT"
-            || target.len() > guard::MAX_REQUEST_TARGET
+            || target.len() > crate::limits::MAX_REQUEST_TARGET
         {
             return Plan::Fallback;
         }
@@ -503,7 +502,7 @@ impl FastPath {
             else {
                 return Plan::Fallback;
             };
-            let loc = maintenance::location(prefix, site.keep_uri, target.as_bytes());
+            let loc = crate::text::location(prefix, site.keep_uri, target.as_bytes());
             let status = site.code.status();
             let body_len = redirect_response(out, status, &loc, head_only, keepalive);
             let body_bytes = if head_only { 0 } else { body_len };
@@ -597,10 +596,10 @@ fn draining<F: Future>(drain: Pin<&mut F>) -> bool {
 const TIMEOUT_408: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-/// Writes to the client; a client that takes no bytes for `guard::WRITE_TIMEOUT` is
+/// Writes to the client; a client that takes no bytes for `crate::limits::WRITE_TIMEOUT` is
 /// dropped. (The timer is only armed when the write does not complete at once.)
 async fn write_client(tcp: &mut TcpStream, data: &[u8]) -> io::Result<()> {
-    write_timeout(tcp, data, guard::WRITE_TIMEOUT).await
+    write_timeout(tcp, data, crate::limits::WRITE_TIMEOUT).await
 }
 
 /// Writes all of `data`; fails when a write makes no progress for `limit`.
@@ -812,13 +811,13 @@ fn redirect_response(
         );
         return body.len();
     };
-    let escaped_len = maintenance::html_escaped_len(loc.as_bytes());
+    let escaped_len = crate::text::html_escaped_len(loc.as_bytes());
     let body_len = a.len() + b.len() + c.len() + 2 * escaped_len;
     simple_head(out, status, &[("Location", loc)], body_len, keepalive);
     if !head_only {
         out.extend_from_slice(a.as_bytes());
         let first = out.len();
-        maintenance::push_html_escaped(out, loc.as_bytes());
+        crate::text::push_html_escaped(out, loc.as_bytes());
         let escaped = first..out.len();
         out.extend_from_slice(b.as_bytes());
         out.extend_from_within(escaped);

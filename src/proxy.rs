@@ -392,7 +392,7 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snap = self.snapshot.load_full();
         // Bounds what reaches an upstream and the size of a redirect's Location.
-        if session.req_header().raw_path().len() > crate::guard::MAX_REQUEST_TARGET {
+        if session.req_header().raw_path().len() > crate::limits::MAX_REQUEST_TARGET {
             ctx.outcome = Outcome::BadRequest;
             ctx.snap = Some(snap);
             respond(session, 414, &[], maintenance::client_error_page(414)).await?;
@@ -406,7 +406,7 @@ impl ProxyHttp for Proxy {
                 if snap.table.is_status_host(host) {
                     ctx.outcome = Outcome::StatusPage;
                     if let Some(origin) = self.https_origin(&snap, host) {
-                        let loc = maintenance::location(
+                        let loc = crate::text::location(
                             &origin,
                             true,
                             request_target(session.req_header()),
@@ -444,7 +444,7 @@ impl ProxyHttp for Proxy {
             if let Some(origin) = https {
                 ctx.outcome = Outcome::HttpsRedirect;
                 let loc =
-                    maintenance::location(&origin, true, request_target(session.req_header()));
+                    crate::text::location(&origin, true, request_target(session.req_header()));
                 let body = maintenance::redirect_page(&loc);
                 ctx.snap = Some(snap);
                 respond(session, 308, &[("Location", &loc)], body).await?;
@@ -466,7 +466,7 @@ impl ProxyHttp for Proxy {
                 from.push_str(self.scheme.as_str());
                 from.push_str("://");
                 from.push_str(&String::from_utf8_lossy(host).to_ascii_lowercase());
-                let from = maintenance::location(&from, true, request_target(req));
+                let from = crate::text::location(&from, true, request_target(req));
                 let loc = maintenance::builtin_location(&status_origin, &site.name, &from);
                 let body = maintenance::redirect_page(&loc);
                 respond(session, site.code.status(), &[("Location", &loc)], body).await?;
@@ -476,7 +476,7 @@ impl ProxyHttp for Proxy {
             match (site.code, site.status_url.as_deref()) {
                 (OfflineCode::Found | OfflineCode::Temporary, Some(prefix)) => {
                     ctx.outcome = Outcome::Redirected;
-                    let loc = maintenance::location(
+                    let loc = crate::text::location(
                         prefix,
                         site.keep_uri,
                         request_target(session.req_header()),

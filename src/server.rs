@@ -138,7 +138,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     let proxy = |scheme| Proxy::new(daemon.snapshot(), scheme, https_port);
     // HTTP/1 idle connections are timed out by `guard::Guarded`; HTTP/2 ones by Pingora.
     let mut h2_idle = HttpServerOptions::default();
-    h2_idle.h2_idle_timeout = Some(crate::guard::KEEPALIVE_TIMEOUT);
+    h2_idle.h2_idle_timeout = Some(crate::limits::KEEPALIVE_TIMEOUT);
     let h1 = pingora::proxy::http_proxy(&conf, proxy(Scheme::Http));
     let mut h2c = pingora::proxy::http_proxy(&conf, proxy(Scheme::Http));
     let mut opts = h2_idle.clone();
@@ -350,7 +350,7 @@ pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 /// stops mid-preface or closes costs nothing while it waits), and whether they are the
 /// prior-knowledge HTTP/2 preface. `None` when the client closed or sent nothing in
 /// [`FIRST_BYTES_TIMEOUT`], or sent only a prefix of the preface within
-/// `guard::REQUEST_HEAD_TIMEOUT` of its first byte.
+/// `crate::limits::REQUEST_HEAD_TIMEOUT` of its first byte.
 ///
 /// Pingora's own h2c detection waits for 24 bytes with no deadline, so a short HTTP/1
 /// request (`GET / HTTP/1.0` + CRLF CRLF) would hang and an idle connection would stay
@@ -363,7 +363,7 @@ async fn first_bytes(stream: &mut tokio::net::TcpStream) -> Option<(bool, Vec<u8
         _ => return None,
     }
     let start = Instant::now();
-    let deadline = tokio::time::Instant::from_std(start + crate::guard::REQUEST_HEAD_TIMEOUT);
+    let deadline = tokio::time::Instant::from_std(start + crate::limits::REQUEST_HEAD_TIMEOUT);
     loop {
         let n = buf.len().min(H2_PREFACE.len());
         if buf[..n] != H2_PREFACE[..n] {

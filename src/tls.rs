@@ -317,7 +317,7 @@ fn load_pair(
     let not_after = validity.not_after.to_datetime();
     let not_before = validity.not_before.to_datetime();
     let mut warnings = Vec::new();
-    let date = crate::maintenance::rfc3339(not_after.into()).unwrap_or_default();
+    let date = crate::text::rfc3339(not_after.into()).unwrap_or_default();
     if not_after <= now {
         warnings.push(issue(
             crt,

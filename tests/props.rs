@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use offramp::config::{Config, HostPattern, StatusUrl};
 use offramp::control::{handle, Request};
 use offramp::daemon::Daemon;
-use offramp::maintenance::{builtin_location, location};
+use offramp::maintenance::builtin_location;
 use offramp::routes::{normalized_host, RouteTable};
+use offramp::text::location;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -459,7 +460,7 @@ proptest! {
         let origin = "https://status.example:8443";
         let loc = builtin_location(origin, &site, &from);
         let target = &loc[origin.len()..];
-        prop_assert!(target.len() <= offramp::guard::MAX_REQUEST_TARGET, "{} bytes", target.len());
+        prop_assert!(target.len() <= offramp::limits::MAX_REQUEST_TARGET, "{} bytes", target.len());
         let page = format!("/maintenance/{site}");
         // Either the way back is carried whole, or it is left out entirely.
         match target.strip_prefix(&page) {

@@ -93,7 +93,7 @@ fn offline_visitor_is_redirected_to_the_site_page_carrying_the_url_asked_for() {
     assert_eq!(origin.request_count(), 1);
 }
 
-/// Longest request target offramp accepts (`guard::MAX_REQUEST_TARGET`); longer gets 414.
+/// Longest request target offramp accepts (`limits::MAX_REQUEST_TARGET`); longer gets 414.
 const MAX_TARGET: usize = 8 * 1024;
 
 #[test]

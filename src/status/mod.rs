@@ -313,7 +313,7 @@ pub fn return_url(table: &RouteTable, i: usize, from: &[u8]) -> Option<String> {
         Some(h) => &tail[..h],
         None => tail,
     };
-    Some(crate::maintenance::location(
+    Some(crate::text::location(
         &format!("{scheme}://{authority}"),
         true,
         tail,

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::{ComponentStatus, SiteView, View, MAINTENANCE_PREFIX};
 use crate::config::SiteState;
-use crate::maintenance::html_escape as esc;
 use crate::state::{Cause, HistoryEvent};
+use crate::text::html_escape as esc;
 
 /// Seconds between reloads of a page without JavaScript.
 const REFRESH_OVERVIEW: u32 = 60;
