@@ -71,7 +71,7 @@ fn benches(c: &mut Criterion) {
                 true,
                 black_box(b"/remote.php/dav/files/alice/Documents?x=1&y=two"),
             );
-            offramp::maintenance::redirect_page(&loc)
+            offramp::reply::pages::redirect_page(&loc)
         })
     });
     c.bench_function("config/parse+validate (1000 sites)", |b| {

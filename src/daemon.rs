@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::config::{Config, ConfigError, ConfigErrors, Demo, Server, SiteState};
-use crate::routes::{Effective, RouteTable, Snapshot};
+use crate::routes::RouteTable;
+use crate::snapshot::{Effective, Snapshot};
 use crate::state::{self, Cause, ConfigMark, Decision, HistoryEvent, Override, Source, StateData};
 use crate::status::{SiteView, View};
 use crate::tls::Resolver;

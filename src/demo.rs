@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
+use crate::reply::h1;
 use crate::text::html_escape;
 
 const MAX_HEAD: usize = 16 * 1024;
@@ -108,13 +109,18 @@ services and remove <code>[demo]</code> for production.</p><p><code>{rl}</code><
             host = html_escape(&host),
             rl = html_escape(&request_line),
         );
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nX-Demo-Origin: offramp\r\n{}\r\n",
-            body.len(),
-            if close { "Connection: close\r\n" } else { "" }
+        let mut out = Vec::with_capacity(body.len() + 200);
+        h1::status_line(&mut out, 200, None);
+        h1::header(&mut out, b"Content-Type", b"text/html; charset=utf-8");
+        h1::header(
+            &mut out,
+            b"Content-Length",
+            body.len().to_string().as_bytes(),
         );
+        h1::header(&mut out, b"X-Demo-Origin", b"offramp");
+        h1::date_header(&mut out);
+        h1::end_head(&mut out, !close);
         // One write per response: two small writes would meet Nagle and delayed ACKs.
-        let mut out = resp.into_bytes();
         if !request_line.starts_with("HEAD ") {
             out.extend_from_slice(body.as_bytes());
         }

@@ -36,7 +36,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use crate::metrics::Outcome;
-use crate::routes::Snapshot;
+use crate::reply::Reply;
+use crate::request::access;
+use crate::snapshot::Snapshot;
 
 pub use crate::limits::*;
 
@@ -47,10 +49,7 @@ const HEAD: u8 = 0;
 const BUSY: u8 = 1;
 const IDLE: u8 = 2;
 
-const TIMEOUT_408: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const TOO_LARGE_431: &[u8] =
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+use crate::reply::h1::{TIMEOUT_408, TOO_LARGE_431};
 
 /// An HTTP/1 client stream with a deadline and a size cap on each request head and an
 /// idle timeout between requests.
@@ -120,15 +119,14 @@ impl Guarded {
             .epoch
             .elapsed()
             .saturating_sub(Duration::from_millis(self.since_ms.load(Ordering::Acquire)));
-        let body = crate::maintenance::client_error_page(400);
-        let mut out = Vec::with_capacity(body.len() + 160);
-        crate::fast::simple_response(&mut out, 400, &[], &body, false, false);
+        let mut reply = Reply::page(400, crate::reply::pages::client_error_page(400));
+        reply.close = true;
+        let mut out = Vec::with_capacity(reply.body_len() + 160);
+        let bytes = crate::reply::h1::write_reply(&mut out, &reply, false, false);
         let snap = self.snapshot.load();
-        snap.table
-            .no_site
-            .request(Outcome::BadRequest, 400, elapsed);
-        if crate::proxy::access_log_on(&snap) {
-            crate::proxy::access_log(&crate::proxy::AccessLine {
+        access::count(&snap, None, Outcome::BadRequest, 400, elapsed);
+        if access::access_log_on(&snap) {
+            access::access_log(&access::AccessLine {
                 client: self.client,
                 host: "-",
                 site: "-",
@@ -136,7 +134,7 @@ impl Guarded {
                 method: "-",
                 path: "-",
                 status: 400,
-                bytes: body.len(),
+                bytes,
                 elapsed,
                 error: Some("InvalidHTTPHeader"),
             });

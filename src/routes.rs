@@ -3,17 +3,16 @@
 //!
 //! Owns: host normalisation and matching (exact before `*.` wildcard, longest wildcard
 //! first), the per-site effective state as of the snapshot. Does not own: how states
-//! are decided (see `daemon`) or what a response looks like (see `maintenance`).
+//! are decided (see `daemon`) or what a response looks like (see `request`, `reply`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::config::{Config, HostPattern, OfflineCode, Site, SiteState, StatusPage};
+use crate::config::{Config, HostPattern, OfflineCode, Site, StatusPage};
 use crate::metrics::SiteCounters;
 
 /// Longest host name we route (DNS limit plus a trailing dot and a port).
@@ -93,22 +92,6 @@ impl SiteRoute {
         };
         &self.peers[i]
     }
-}
-
-/// A site's state as the proxy applies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Effective {
-    pub state: SiteState,
-    /// End of the maintenance when known (for `Retry-After`).
-    pub until: Option<SystemTime>,
-}
-
-/// What the data path loads once per request: the table and every site's state.
-pub struct Snapshot {
-    pub table: Arc<RouteTable>,
-    pub states: Vec<Effective>,
-    /// What the built-in status page shows, as of this snapshot.
-    pub view: Arc<crate::status::View>,
 }
 
 /// Why a request's host could not be used.

@@ -25,7 +25,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::proxy::{Proxy, Scheme};
+use crate::proxy::Proxy;
+use crate::request::Scheme;
 use crate::{control, demo, reload};
 
 type ProxyApp = pingora::proxy::HttpProxy<Proxy>;
@@ -151,7 +152,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         h2c: Arc::new(h2c),
         tls: Arc::new(tls),
         acceptor: tls_acceptor,
-        fast: crate::fast::FastPath::new(daemon.snapshot()),
+        fast: crate::fast::FastPath::new(daemon.snapshot(), https_port),
     });
 
     for (proto, list) in [("http", &http), ("https", &https)] {
@@ -453,7 +454,7 @@ impl Worker {
         balance: Arc<Balance>,
     ) -> Worker {
         let (local_tx, local_rx) = watch::channel(false);
-        tokio::spawn(crate::fast::date_ticker());
+        tokio::spawn(crate::reply::h1::date_ticker());
         let mut forward = shutdown.clone();
         tokio::spawn(async move {
             let mut sweep = tokio::time::interval(Duration::from_secs(10));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use offramp::config::{Config, HostPattern, StatusUrl};
 use offramp::control::{handle, Request};
 use offramp::daemon::Daemon;
-use offramp::maintenance::builtin_location;
+use offramp::request::location::builtin_location;
 use offramp::routes::{normalized_host, RouteTable};
 use offramp::text::location;
 use proptest::prelude::*;

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::config::{SiteState, StatusLink};
+use crate::reply::{self, Reply};
 use crate::routes::RouteTable;
 use crate::state::HistoryEvent;
 
@@ -119,72 +120,51 @@ pub struct View {
     pub updated_at: OffsetDateTime,
 }
 
-/// A complete answer from the status host or a status-page-related response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
-}
-
 /// Content-Security-Policy of the status host's HTML pages: their own script only.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
 style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
 frame-ancestors 'none'";
 
-const HTML: &str = "text/html; charset=utf-8";
-const JSON: &str = "application/json";
-const JS: &str = "text/javascript; charset=utf-8";
+/// Headers of every HTML page of the status host.
+const PAGE_HEADERS: &[(&str, &str)] = &[
+    ("Content-Security-Policy", PAGE_CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+];
+/// The same, for a method the status host does not take.
+const NOT_ALLOWED_HEADERS: &[(&str, &str)] = &[
+    ("Content-Security-Policy", PAGE_CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Allow", "GET, HEAD"),
+];
+/// Headers of the API and the scripts: any page may read them (an embed banner, a
+/// widget, a script).
+const SHARED_HEADERS: &[(&str, &str)] = &[
+    ("Access-Control-Allow-Origin", "*"),
+    ("X-Content-Type-Options", "nosniff"),
+];
 
 static STATUS_JS: &str = include_str!("assets/status.js");
 static EMBED_JS: &str = include_str!("assets/embed.js");
 
-impl Reply {
-    fn html(status: u16, body: String) -> Reply {
-        Reply {
-            status,
-            content_type: HTML,
-            headers: vec![
-                ("Content-Security-Policy", PAGE_CSP.into()),
-                ("X-Content-Type-Options", "nosniff".into()),
-                ("Referrer-Policy", "same-origin".into()),
-            ],
-            body: Bytes::from(body),
-        }
-    }
+fn html(status: u16, body: String) -> Reply {
+    Reply::page(status, body).with_fixed(PAGE_HEADERS)
+}
 
-    fn json(value: &serde_json::Value) -> Reply {
-        Reply {
-            status: 200,
-            content_type: JSON,
-            headers: vec![
-                // Any page may read the API: an embed banner, a widget, a script.
-                ("Access-Control-Allow-Origin", "*".into()),
-                ("X-Content-Type-Options", "nosniff".into()),
-            ],
-            body: Bytes::from(value.to_string()),
-        }
-    }
+fn json(value: &serde_json::Value) -> Reply {
+    Reply::typed(200, reply::JSON, Bytes::from(value.to_string())).with_fixed(SHARED_HEADERS)
+}
 
-    fn script(text: &'static str) -> Reply {
-        Reply {
-            status: 200,
-            content_type: JS,
-            headers: vec![
-                ("Access-Control-Allow-Origin", "*".into()),
-                ("X-Content-Type-Options", "nosniff".into()),
-            ],
-            body: Bytes::from_static(text.as_bytes()),
-        }
-    }
+fn script(text: &'static str) -> Reply {
+    Reply::typed(200, reply::JS, Bytes::from_static(text.as_bytes())).with_fixed(SHARED_HEADERS)
+}
 
-    fn redirect(location: String) -> Reply {
-        let body = crate::maintenance::redirect_back_page(&location);
-        let mut r = Reply::html(302, body);
-        r.headers.push(("Location", location));
-        r
-    }
+/// The 302 that sends a visitor whose site is back to the page they asked for.
+fn back_to(location: String) -> Reply {
+    let mut r = html(302, reply::pages::redirect_back_page(&location));
+    r.location = Some(location);
+    r
 }
 
 /// Answers a request to a status host. `origin` is this status host as the visitor
@@ -199,9 +179,8 @@ pub fn handle(
 ) -> Reply {
     let origin = table.status_origin.as_deref().unwrap_or(origin);
     if method != http::Method::GET && method != http::Method::HEAD {
-        let mut r = Reply::html(405, pages::not_found(view, "Method not allowed"));
-        r.headers.push(("Allow", "GET, HEAD".into()));
-        return r;
+        return html(405, pages::not_found(view, "Method not allowed"))
+            .with_fixed(NOT_ALLOWED_HEADERS);
     }
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(i) => (&target[..i], &target[i + 1..]),
@@ -209,12 +188,12 @@ pub fn handle(
     };
     let path = std::str::from_utf8(path).unwrap_or("");
     match path {
-        "/" => Reply::html(200, pages::overview(view)),
-        "/api/v2/summary.json" => Reply::json(&api::summary(view, origin)),
-        "/api/v2/status.json" => Reply::json(&api::status(view, origin)),
-        "/api/v2/components.json" => Reply::json(&api::components(view, origin)),
-        "/embed.js" => Reply::script(EMBED_JS),
-        "/assets/status.js" => Reply::script(STATUS_JS),
+        "/" => html(200, pages::overview(view)),
+        "/api/v2/summary.json" => json(&api::summary(view, origin)),
+        "/api/v2/status.json" => json(&api::status(view, origin)),
+        "/api/v2/components.json" => json(&api::components(view, origin)),
+        "/embed.js" => script(EMBED_JS),
+        "/assets/status.js" => script(STATUS_JS),
         _ => {
             if let Some(name) = path.strip_prefix(MAINTENANCE_PREFIX) {
                 if let Some(i) = site_index(view, name) {
@@ -226,10 +205,10 @@ pub fn handle(
                 .and_then(|n| n.strip_suffix(".json"))
             {
                 if let Some(i) = site_index(view, name) {
-                    return Reply::json(&api::site(&view.sites[i]));
+                    return json(&api::site(&view.sites[i]));
                 }
             }
-            Reply::html(404, pages::not_found(view, "Page not found"))
+            html(404, pages::not_found(view, "Page not found"))
         }
     }
 }
@@ -243,8 +222,8 @@ fn maintenance(table: &RouteTable, view: &View, i: usize, query: &[u8]) -> Reply
     let site = &view.sites[i];
     let back = query_param(query, b"from").and_then(|from| return_url(table, i, &from));
     match (site.state, back) {
-        (SiteState::Online, Some(url)) => Reply::redirect(url),
-        (_, back) => Reply::html(200, pages::maintenance(view, site, back.as_deref())),
+        (SiteState::Online, Some(url)) => back_to(url),
+        (_, back) => html(200, pages::maintenance(view, site, back.as_deref())),
     }
 }
 

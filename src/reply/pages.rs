@@ -1,15 +1,11 @@
-//! What offline visitors (and lost ones) see: the redirect target and the small HTML
-//! pages offramp answers with itself (redirect body, 503 maintenance page, 404, 400,
-//! 502/504).
-//!
-//! The redirect target is built from the configured status page and the request's own
-//! path and query only; every byte that is not safe in a URL is percent-encoded, so
-//! no CR/LF, backslash or `//host` in a request can move the target to another origin.
+//! The small HTML pages offramp answers with itself: the redirect body, the 503
+//! maintenance page, 404, 400/414/431, 502/504. Everything from a config or a request
+//! is HTML-escaped. The status host's own pages are `status::pages`.
 
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use crate::text::{ascii_string, html_escape, is_unreserved, push_percent_encoded, rfc3339};
+use crate::text::{ascii_string, html_escape, html_escaped_len, push_html_escaped, rfc3339};
 
 fn page(title: &str, body_html: &str) -> String {
     page_with_head(title, "", body_html)
@@ -27,13 +23,37 @@ fn page_with_head(title: &str, head: &str, body_html: &str) -> String {
     )
 }
 
-/// Body of a 302/307 to the status page. Browsers follow the redirect without showing
-/// it, so it is kept short (no styles): every offline request sends it.
+/// The redirect page around its link, which stands twice between these parts.
+const REDIRECT_PAGE: [&str; 3] = [
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body><p>This site is down for maintenance. See <a href=\"",
+    "\">",
+    "</a>.</p></body></html>\n",
+];
+
+/// Body of a 302/307/308. Browsers follow the redirect without showing it, so it is
+/// kept short (no styles): every offline request sends it.
 pub fn redirect_page(location: &str) -> String {
-    let l = html_escape(location);
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body><p>This site is down for maintenance. See <a href=\"{l}\">{l}</a>.</p></body></html>\n"
-    )
+    let mut out = Vec::with_capacity(redirect_page_len(location));
+    push_redirect_page(&mut out, location);
+    ascii_string(out)
+}
+
+/// [`redirect_page`] appended to `out` without formatting or a second buffer (the fast
+/// path's offline answer).
+pub fn push_redirect_page(out: &mut Vec<u8>, location: &str) {
+    let [a, b, c] = REDIRECT_PAGE;
+    out.extend_from_slice(a.as_bytes());
+    let first = out.len();
+    push_html_escaped(out, location.as_bytes());
+    let escaped = first..out.len();
+    out.extend_from_slice(b.as_bytes());
+    out.extend_from_within(escaped);
+    out.extend_from_slice(c.as_bytes());
+}
+
+/// Length of [`redirect_page`] for `location`.
+pub fn redirect_page_len(location: &str) -> usize {
+    REDIRECT_PAGE.iter().map(|p| p.len()).sum::<usize>() + 2 * html_escaped_len(location.as_bytes())
 }
 
 /// The 503 maintenance page served in place (`code = 503`, or `status_page = "builtin"`
@@ -86,34 +106,6 @@ pub fn redirect_back_page(location: &str) -> String {
         &format!("<p>The site is back. Continue to <a href=\"{l}\">{l}</a>.</p>"),
     )
 }
-
-/// `Location` for an offline site whose status page is the built-in one: its page on
-/// the status host, carrying the URL the visitor asked for (`from`, percent-encoded).
-///
-/// `from` is left out when it would make the page's request target (path and query)
-/// longer than offramp itself accepts ([`crate::limits::MAX_REQUEST_TARGET`]): the
-/// visitor then still sees the page, only without the way back. A URL within that
-/// limit can triple in length once encoded, so this is not hypothetical.
-pub fn builtin_location(status_origin: &str, site: &str, from: &str) -> String {
-    let page_len = crate::status::MAINTENANCE_PREFIX.len() + site.len();
-    let from_len: usize = from
-        .bytes()
-        .map(|b| if is_unreserved(b) { 1 } else { 3 })
-        .sum();
-    let with_from = page_len + FROM_PARAM.len() + from_len <= crate::limits::MAX_REQUEST_TARGET;
-    let mut out = Vec::with_capacity(status_origin.len() + page_len + FROM_PARAM.len() + from_len);
-    out.extend_from_slice(status_origin.as_bytes());
-    out.extend_from_slice(crate::status::MAINTENANCE_PREFIX.as_bytes());
-    out.extend_from_slice(site.as_bytes());
-    if with_from {
-        out.extend_from_slice(FROM_PARAM.as_bytes());
-        push_percent_encoded(&mut out, from.as_bytes(), is_unreserved);
-    }
-    ascii_string(out)
-}
-
-/// The query of a maintenance page's URL, up to the encoded `from` URL.
-const FROM_PARAM: &str = "?from=";
 
 /// 404 for a host no site claims.
 pub fn unknown_host_page() -> String {
@@ -180,33 +172,8 @@ mod tests {
     #[test]
     fn redirect_page_escapes_its_link() {
         assert!(redirect_page("https://s/\"><script>").contains("&quot;&gt;&lt;script&gt;"));
-    }
-
-    #[test]
-    fn builtin_location_leaves_out_a_from_too_long_for_the_status_host() {
-        let origin = "http://status.example:8080";
-        assert_eq!(
-            builtin_location(origin, "cloud", "http://cloud.example/a b?x=1"),
-            "http://status.example:8080/maintenance/cloud?from=http%3A%2F%2Fcloud.example%2Fa%20b%3Fx%3D1"
-        );
-        // The target on the status host is at most what offramp accepts: exactly at the
-        // limit `from` is kept, one byte over it is left out.
-        let page = "/maintenance/cloud?from=";
-        let fill = crate::limits::MAX_REQUEST_TARGET - page.len() - "http%3A%2F%2Fc%2F".len();
-        let from = format!("http://c/{}", "a".repeat(fill));
-        let loc = builtin_location(origin, "cloud", &from);
-        assert_eq!(loc.len() - origin.len(), crate::limits::MAX_REQUEST_TARGET);
-        assert!(loc.ends_with(&"a".repeat(fill)));
-        let from = format!("http://c/{}", "a".repeat(fill + 1));
-        assert_eq!(
-            builtin_location(origin, "cloud", &from),
-            "http://status.example:8080/maintenance/cloud"
-        );
-        // Slashes triple in length: a 5,400-byte path is well over the limit encoded.
-        let from = format!("http://c{}", "/a".repeat(2700));
-        assert_eq!(
-            builtin_location(origin, "cloud", &from),
-            "http://status.example:8080/maintenance/cloud"
-        );
+        for loc in ["https://s.example/a?b=1&c='\"<>", "https://s.example/"] {
+            assert_eq!(redirect_page(loc).len(), redirect_page_len(loc));
+        }
     }
 }

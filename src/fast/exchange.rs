@@ -1,0 +1,463 @@
+//! One proxied exchange on the fast path: the request to a plain-HTTP upstream (a
+//! pooled connection, or a new one), its response head parsed and rewritten for the
+//! client, the body forwarded as it streams. Failures are `request::upstream_error`
+//! kinds, so they get the same status, log label and count as on Pingora's path.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant as TInstant;
+
+use super::chunked::Chunked;
+use super::io::{consume, reserve, write_client, write_timeout, Timer};
+use super::pool::{pool_put, pool_take};
+use super::Done;
+use crate::reply::h1;
+use crate::request::forward::{self, Length};
+use crate::request::upstream_error::UpstreamError;
+
+/// An upstream response head larger than this, or with more headers, is a 502.
+const MAX_RESP_HEAD: usize = 64 * 1024;
+const MAX_RESP_HEADERS: usize = 128;
+/// A response up to this size whose body trails its head is sent in one write...
+const COALESCE_MAX: usize = 32 * 1024;
+/// ...if the rest arrives within this time.
+const COALESCE_WAIT: Duration = Duration::from_millis(2);
+
+/// Where and how to reach the upstream of one request.
+pub(super) struct Upstream {
+    pub addr: SocketAddr,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle: Duration,
+}
+
+/// Why a proxied request failed.
+pub(super) enum Failure {
+    /// The upstream failed: with nothing sent to the client yet, it gets the kind's
+    /// status; after the response head went out (`CutBody`), the connection closes.
+    Upstream(UpstreamError),
+    /// The client went away (a write to it failed).
+    ClientGone,
+}
+
+use UpstreamError::{BadResponse, Connect, ConnectTimeout, CutBody, ReadTimeout, WriteTimeout};
+
+/// How the upstream response body ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes.
+    Close,
+}
+
+/// A parsed upstream response head.
+pub(super) struct RespHead {
+    len: usize,
+    status: u16,
+    framing: Framing,
+    /// The upstream connection may carry another request after this response.
+    reusable: bool,
+}
+
+/// Parses the upstream response head at the start of `ubuf` and writes the client's
+/// head into `out`. `Ok(None)`: incomplete.
+pub(super) fn response_head(
+    ubuf: &[u8],
+    head_only: bool,
+    keepalive: bool,
+    out: &mut Vec<u8>,
+) -> Result<Option<RespHead>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_RESP_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(ubuf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if ubuf.len() < MAX_RESP_HEAD => return Ok(None),
+        _ => return Err(()),
+    };
+    let (Some(status), Some(version)) = (resp.code, resp.version) else {
+        return Err(());
+    };
+    if !(100..=599).contains(&status) {
+        return Err(());
+    }
+    let mut reusable = version == 1;
+    let length = forward::content_length(
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map(|h| h.value),
+    );
+    let repeated = matches!(length, Length::Repeated(_));
+    let length = match length {
+        Length::Invalid => return Err(()),
+        l => l.value(),
+    };
+    let mut chunked = false;
+    let mut te = false;
+    let mut date = false;
+    for h in resp.headers.iter() {
+        let n = h.name.as_bytes();
+        if n.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = true;
+            chunked = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if n.eq_ignore_ascii_case(b"connection") {
+            if h.value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                reusable = false;
+            }
+        } else if n.eq_ignore_ascii_case(b"date") {
+            date = true;
+        }
+    }
+    let framing = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::Empty
+    } else if te {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
+    } else if let Some(l) = length {
+        Framing::Length(l)
+    } else {
+        Framing::Close
+    };
+    // Both framings at once (RFC 9112 section 6.3): Transfer-Encoding wins for this
+    // response, and the connection is not trusted with another.
+    if framing == Framing::Close || (te && length.is_some()) {
+        reusable = false;
+    }
+    let client_keepalive = keepalive && framing != Framing::Close;
+    out.clear();
+    h1::status_line(
+        out,
+        status,
+        Some(resp.reason.unwrap_or_default().as_bytes()),
+    );
+    let mut length_written = false;
+    for h in resp.headers.iter() {
+        let n = h.name.as_bytes();
+        let is_length = n.eq_ignore_ascii_case(b"content-length");
+        let skip = n.eq_ignore_ascii_case(b"connection")
+            || n.eq_ignore_ascii_case(b"keep-alive")
+            || (is_length && (te || (repeated && length_written)));
+        if skip {
+            continue;
+        }
+        match (is_length && repeated, length) {
+            // A repeated length reaches the client as one value, never as a list.
+            (true, Some(l)) => {
+                out.extend_from_slice(b"Content-Length: ");
+                h1::push_decimal(out, usize::try_from(l).unwrap_or(usize::MAX));
+                out.extend_from_slice(b"\r\n");
+                length_written = true;
+            }
+            _ => h1::header(out, n, h.value),
+        }
+    }
+    if !date {
+        h1::date_header(out);
+    }
+    if (100..200).contains(&status) {
+        out.extend_from_slice(b"\r\n");
+    } else {
+        h1::end_head(out, client_keepalive);
+    }
+    Ok(Some(RespHead {
+        len,
+        status,
+        framing,
+        reusable,
+    }))
+}
+
+async fn connect(up: &Upstream) -> Result<TcpStream, Failure> {
+    match tokio::time::timeout(up.connect_timeout, TcpStream::connect(up.addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(upstream = %up.addr, "connect failed: {e}");
+            Err(Failure::Upstream(Connect))
+        }
+        Err(_) => Err(Failure::Upstream(ConnectTimeout)),
+    }
+}
+
+/// Reads the upstream's response head into `ubuf` and the client's version of it into
+/// `out`. `Ok(None)`: the connection closed before sending any byte (retryable when it
+/// came from the pool). Informational responses (103) go to the client as they come.
+async fn read_head(
+    up: &Upstream,
+    conn: &mut TcpStream,
+    ubuf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    client: &mut TcpStream,
+    done: &Done,
+    timer: &mut Timer,
+) -> Result<Option<RespHead>, Failure> {
+    ubuf.clear();
+    // After an informational response went to the client, nothing may be retried.
+    let mut informed = false;
+    // The answer's head (or the next one after a 1xx) must come within `read_timeout`.
+    let mut deadline = TInstant::now() + up.read_timeout;
+    loop {
+        reserve(ubuf);
+        match timer.within(deadline, conn.read_buf(ubuf)).await {
+            None if informed => return Err(Failure::Upstream(CutBody)),
+            None => return Err(Failure::Upstream(ReadTimeout)),
+            Some(Ok(0)) | Some(Err(_)) if informed => return Err(Failure::Upstream(CutBody)),
+            Some(Ok(0)) | Some(Err(_)) if ubuf.is_empty() => return Ok(None),
+            Some(Ok(0)) | Some(Err(_)) => return Err(Failure::Upstream(BadResponse)),
+            Some(Ok(_)) => {}
+        }
+        loop {
+            match response_head(ubuf, done.head_only, done.keepalive, out) {
+                Err(()) if informed => return Err(Failure::Upstream(CutBody)),
+                Err(()) => return Err(Failure::Upstream(BadResponse)),
+                Ok(None) => break,
+                Ok(Some(h)) if h.status == 101 && informed => {
+                    return Err(Failure::Upstream(CutBody))
+                }
+                Ok(Some(h)) if h.status == 101 => return Err(Failure::Upstream(BadResponse)),
+                Ok(Some(h)) if (100..200).contains(&h.status) => {
+                    informed = true;
+                    if write_client(client, out).await.is_err() {
+                        return Err(Failure::ClientGone);
+                    }
+                    deadline = TInstant::now() + up.read_timeout;
+                    consume(ubuf, h.len);
+                    if ubuf.is_empty() {
+                        break;
+                    }
+                }
+                Ok(Some(h)) => return Ok(Some(h)),
+            }
+        }
+    }
+}
+
+/// One request to the upstream and its response to the client.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn proxy_exchange(
+    up: &Upstream,
+    request: &[u8],
+    client: &mut TcpStream,
+    ubuf: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    done: &mut Done,
+    started: Instant,
+    timer: &mut Timer,
+) -> Result<(), Failure> {
+    // A pooled connection the upstream closed meanwhile fails before any response byte:
+    // then the request (which has no body) is sent once more on a new connection.
+    let mut fresh = false;
+    let (mut conn, head) = loop {
+        let pooled = if fresh {
+            None
+        } else {
+            pool_take(up.addr, started)
+        };
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(up).await?,
+        };
+        match write_timeout(&mut conn, request, up.write_timeout).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(Failure::Upstream(WriteTimeout))
+            }
+            Err(_) if reused && done.idempotent => {
+                fresh = true;
+                continue;
+            }
+            Err(_) => return Err(Failure::Upstream(BadResponse)),
+        }
+        match read_head(up, &mut conn, ubuf, out, client, done, timer).await? {
+            Some(h) => break (conn, h),
+            None if reused && done.idempotent => fresh = true,
+            None => return Err(Failure::Upstream(BadResponse)),
+        }
+    };
+    done.status = head.status;
+    // An upstream often writes head and body separately (nginx: writev, then sendfile).
+    // Forwarding the head alone costs a write, a segment and a wake-up of the client
+    // more; so for a small body of known length, wait briefly for the rest and send it
+    // all at once (what nginx's `postpone_output` achieves). Streams (chunked, or
+    // until close) are forwarded as they come.
+    if let Framing::Length(n) = head.framing {
+        if (head.len as u64).saturating_add(n) <= COALESCE_MAX as u64 {
+            let deadline = tokio::time::Instant::now() + COALESCE_WAIT;
+            while ((ubuf.len() - head.len) as u64) < n {
+                reserve(ubuf);
+                match tokio::time::timeout_at(deadline, conn.read_buf(ubuf)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    // Timed out: send what is there. Closed or failed: the loop below
+                    // sees it again and cuts the response short.
+                    _ => break,
+                }
+            }
+        }
+    }
+    // The head and whatever body arrived with it go out in one write.
+    let mut body = &ubuf[head.len..];
+    let mut complete = false;
+    let mut extra = false;
+    let mut remaining = 0u64;
+    let mut chunks = Chunked::default();
+    match head.framing {
+        Framing::Empty => {
+            complete = true;
+            extra = !body.is_empty();
+            body = &[];
+        }
+        Framing::Length(n) => {
+            if body.len() as u64 >= n {
+                extra = body.len() as u64 > n;
+                body = &body[..n as usize];
+                complete = true;
+            } else {
+                remaining = n - body.len() as u64;
+            }
+        }
+        Framing::Chunked => match chunks.feed(body) {
+            Err(()) => return Err(Failure::Upstream(BadResponse)),
+            Ok(Some(end)) => {
+                extra = end < body.len();
+                body = &body[..end];
+                complete = true;
+            }
+            Ok(None) => {}
+        },
+        Framing::Close => {}
+    }
+    out.extend_from_slice(body);
+    done.body_bytes = body.len();
+    if write_client(client, out).await.is_err() {
+        return Err(Failure::ClientGone);
+    }
+    while !complete {
+        ubuf.clear();
+        reserve(ubuf);
+        let deadline = TInstant::now() + up.read_timeout;
+        let n = match timer.within(deadline, conn.read_buf(ubuf)).await {
+            Some(Ok(0)) if head.framing == Framing::Close => {
+                complete = true;
+                0
+            }
+            Some(Ok(0)) | Some(Err(_)) | None => return Err(Failure::Upstream(CutBody)),
+            Some(Ok(n)) => n,
+        };
+        let mut piece = &ubuf[..n];
+        match head.framing {
+            Framing::Length(_) => {
+                if piece.len() as u64 >= remaining {
+                    extra = piece.len() as u64 > remaining;
+                    piece = &piece[..remaining as usize];
+                    complete = true;
+                } else {
+                    remaining -= piece.len() as u64;
+                }
+            }
+            Framing::Chunked => match chunks.feed(piece) {
+                Err(()) => return Err(Failure::Upstream(CutBody)),
+                Ok(Some(end)) => {
+                    extra = end < piece.len();
+                    piece = &piece[..end];
+                    complete = true;
+                }
+                Ok(None) => {}
+            },
+            Framing::Empty | Framing::Close => {}
+        }
+        if !piece.is_empty() {
+            done.body_bytes += piece.len();
+            if write_client(client, piece).await.is_err() {
+                return Err(Failure::ClientGone);
+            }
+        }
+    }
+    if head.framing == Framing::Close {
+        done.keepalive = false;
+    }
+    if head.reusable && !extra {
+        // `started` is slightly early for the idle clock: it only shortens the idle life.
+        pool_put(up.addr, conn, up.idle, started);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_framing() {
+        let mut out = Vec::new();
+        let h = response_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            false,
+            true,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(!h.reusable);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.ends_with("Connection: keep-alive\r\n\r\n"), "{text}");
+        assert!(!text.contains("Connection: close"));
+        let h = response_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            false,
+            true,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!String::from_utf8_lossy(&out).contains("Content-Length"));
+        let h = response_head(b"HTTP/1.1 200 OK\r\n\r\n", false, true, &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Close);
+        assert!(String::from_utf8_lossy(&out).ends_with("Connection: close\r\n\r\n"));
+        let h = response_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            true,
+            true,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        assert!(response_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            false,
+            true,
+            &mut out
+        )
+        .is_err());
+        assert!(response_head(b"garbage\r\n\r\n", false, true, &mut out).is_err());
+        assert!(
+            response_head(b"HTTP/1.1 200 OK\r\nContent-", false, true, &mut out)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
