@@ -454,6 +454,24 @@ mod tests {
         )
         .is_err());
         assert!(response_head(b"garbage\r\n\r\n", false, true, &mut out).is_err());
+        // A repeated identical length is one length, and reaches the client once.
+        for head in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            let h = response_head(head, false, true, &mut out).unwrap().unwrap();
+            assert_eq!(h.framing, Framing::Length(2));
+            let text = String::from_utf8_lossy(&out);
+            assert_eq!(text.matches("Content-Length: 2\r\n").count(), 1, "{text}");
+            assert!(!text.contains("2, 2"), "{text}");
+        }
+        assert!(response_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n",
+            false,
+            true,
+            &mut out
+        )
+        .is_err());
         assert!(
             response_head(b"HTTP/1.1 200 OK\r\nContent-", false, true, &mut out)
                 .unwrap()
