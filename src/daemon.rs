@@ -418,13 +418,13 @@ impl Daemon {
     /// Re-reads the config file and applies it, or keeps the running one on error.
     pub fn reload(&self) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        crate::notify::reloading();
+        crate::sd_notify::reloading();
         let running = self.config();
         let result = match load_in_force(&running.file, &running) {
             Ok((c, needs_restart)) => Ok(self.apply(c, needs_restart)),
             Err(e) => Err(self.reload_failed(&e)),
         };
-        crate::notify::notify("READY=1");
+        crate::sd_notify::notify("READY=1");
         result
     }
 

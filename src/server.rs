@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::proxy::{Proxy, Scheme};
-use crate::{control, demo, reload};
+use crate::{control, demo};
 
 type ProxyApp = pingora::proxy::HttpProxy<Proxy>;
 
@@ -271,7 +271,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         let signals = Signals::install()?;
         tokio::spawn(control::serve(control_listener, daemon.clone()));
         tokio::spawn(daemon.clone().run_expiry());
-        tokio::spawn(reload::watch(daemon.clone(), signals.hup));
+        tokio::spawn(crate::watch::watch(daemon.clone(), signals.hup));
         if let Some(l) = admin_listener {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
@@ -289,13 +289,13 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
             }
         }
         info!(pid = std::process::id(), threads, "ready");
-        crate::notify::notify("READY=1");
+        crate::sd_notify::notify("READY=1");
         let (mut term, mut int) = (signals.term, signals.int);
         tokio::select! {
             _ = term.recv() => info!("SIGTERM received"),
             _ = int.recv() => info!("SIGINT received"),
         }
-        crate::notify::notify("STOPPING=1");
+        crate::sd_notify::notify("STOPPING=1");
         // As reloaded: `grace` is not bound at start-up.
         let grace = daemon.config().server.grace;
         info!(open_connections = conns.open(), grace = %crate::duration::format(grace), "shutting down: draining connections");
