@@ -45,6 +45,7 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The commands. (No `///` on this or `TargetArgs`: clap would print it as help.)
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy in the foreground (systemd runs this).
@@ -94,6 +95,7 @@ pub enum Command {
     Man,
 }
 
+// Which sites a flip or reset touches: names, or `--all`.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct TargetArgs {
