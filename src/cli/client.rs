@@ -17,11 +17,11 @@ use crate::control::Request;
 /// The control socket to use and where that path came from.
 pub(super) struct Socket {
     pub(super) path: PathBuf,
-    from: From,
+    from: SocketFrom,
 }
 
 /// Where the control socket's path came from, for messages.
-enum From {
+enum SocketFrom {
     Flag,
     /// `[server] control` in this config file.
     Config(String),
@@ -37,14 +37,14 @@ pub(super) fn socket_path(cli: &Cli, explicit_config: bool) -> Result<Socket, St
     if let Some(s) = &cli.socket {
         return Ok(Socket {
             path: s.clone(),
-            from: From::Flag,
+            from: SocketFrom::Flag,
         });
     }
     let file = config::absolute(&cli.config);
     let shown = file.display();
     let default = |why: String| Socket {
         path: PathBuf::from(config::DEFAULT_CONTROL),
-        from: From::Default(why),
+        from: SocketFrom::Default(why),
     };
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
@@ -58,7 +58,7 @@ pub(super) fn socket_path(cli: &Cli, explicit_config: bool) -> Result<Socket, St
     match config::control_path_in(&file, &text) {
         Some(path) => Ok(Socket {
             path,
-            from: From::Config(shown.to_string()),
+            from: SocketFrom::Config(shown.to_string()),
         }),
         None => Ok(default(format!("{shown} does not set server.control"))),
     }
@@ -121,11 +121,11 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, Ca
 pub(super) fn unreachable_message(socket: &Socket, e: &CallError, timeout: Duration) -> String {
     let path = socket.path.display();
     let hint = match &socket.from {
-        From::Flag => String::new(),
-        From::Config(file) => format!(
+        SocketFrom::Flag => String::new(),
+        SocketFrom::Config(file) => format!(
             " (path from server.control in {file}; if that was changed since offramp started, offramp listens on the old path until restarted: give it with --socket PATH)"
         ),
-        From::Default(why) => format!(
+        SocketFrom::Default(why) => format!(
             " (the default path: {why}; give the socket with --socket PATH or the config with -c FILE)"
         ),
     };
