@@ -2,6 +2,8 @@
 //!
 //! Accepted: one or more `<integer><unit>` groups, units `ms`, `s`, `m`, `h`, `d`
 //! (`"90s"`, `"1h30m"`). A bare `0` is zero. Anything else is an error that says so.
+//! Owns the syntax only; which durations are allowed where (a non-zero timeout, a
+//! future `--until`) is for the caller (`config`, `cli`, `control`).
 
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 //!
 //! Data path: `server` (listeners) → `proxy` (Pingora hooks) → `routes` (snapshot
 //! lookup) → upstream, or `maintenance` (redirect / pages). Control path: `cli` →
-//! `control` → `daemon` → `state` (persisted) → new snapshot. `reload` re-reads
-//! `config` on file change or SIGHUP.
+//! `control` → `daemon` → `state` (persisted) → new snapshot. `watch` has the daemon
+//! re-read `config` on file change or SIGHUP; `sd_notify` tells systemd.
 
 pub mod cli;
 pub mod config;
@@ -18,12 +18,11 @@ pub mod guard;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
-pub mod notify;
 pub mod proxy;
-pub mod reload;
 pub mod reply;
 pub mod request;
 pub mod routes;
+pub mod sd_notify;
 pub mod server;
 pub mod snapshot;
 pub mod state;
@@ -31,3 +30,4 @@ pub mod status;
 pub mod table;
 pub mod text;
 pub mod tls;
+pub mod watch;

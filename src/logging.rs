@@ -1,9 +1,16 @@
 //! Log output of `offramp serve`: `tracing` to stderr, human-readable or JSON lines,
-//! filtered by `RUST_LOG` (default `info`).
+//! filtered by `RUST_LOG` (default `info`). Owns the subscriber and its formats; what
+//! is logged, and under which target, is each module's own.
 
+use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(format: LogFormat) {

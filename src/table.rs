@@ -2,7 +2,9 @@
 //! below it (global override, pending restart, failed reload).
 //!
 //! Everything shown may come from another operator (`--reason`) or a config file, so
-//! every control character is escaped before it reaches a terminal.
+//! every control character is escaped before it reaches a terminal. Owns the layout
+//! only: the rows come from the daemon's reply (see `daemon::report`), and when to
+//! print them is `cli`'s.
 
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;

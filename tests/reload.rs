@@ -28,7 +28,7 @@ use common::*;
 use serde_json::Value;
 
 const STATUS: &str = "https://status.example.com";
-/// The daemon's debounce (src/reload.rs): long enough to be sure the watch did not react.
+/// The daemon's debounce (src/watch.rs): long enough to be sure the watch did not react.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------

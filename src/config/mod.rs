@@ -2,11 +2,22 @@
 //! into, and every check that runs before anything is applied.
 //!
 //! Owns: reading `offramp.toml`, defaults, path resolution, error reporting with file,
-//! line and key. Does not own: what the proxy does with a config (see `routes`) or when a
-//! config is re-read (see `reload`).
+//! line and key. Does not own: what the proxy does with a config (see `routes`), when a
+//! config is re-read (see `watch`) or how it is applied (see `daemon`).
+//!
+//! This file holds the model and the entry points. `parse` walks the document, with
+//! the value readers in `reader` and each section's keys in `server` (and `[demo]`),
+//! `maintenance`, `site` and `status`; `validate` runs the checks across them; `url`
+//! parses status-page URLs and host names.
 
+mod maintenance;
 mod parse;
+mod reader;
+mod server;
+mod site;
+mod status;
 mod url;
+mod validate;
 
 use std::fmt;
 use std::net::SocketAddr;

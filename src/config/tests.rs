@@ -1,3 +1,6 @@
+//! Unit tests of the config format: a full good file, each kind of error with its line
+//! and key, defaults, path resolution and the lenient control-socket lookup.
+
 use super::*;
 
 const GOOD: &str = r#"

@@ -1,5 +1,7 @@
 //! The status page URL, kept in the two pieces the redirect needs: a fixed origin and a
-//! path prefix. Nothing from a request can change either (CONTRACT section 3).
+//! path prefix. Nothing from a request can change either (CONTRACT section 3). Also
+//! the host-name and host:port syntax the sections share. Building a redirect from it
+//! is `maintenance`'s.
 
 /// A validated `http(s)://host[:port][/path]` URL with no query, fragment or userinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]

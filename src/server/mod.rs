@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::proxy::Proxy;
 use crate::request::Scheme;
-use crate::{control, demo, reload};
+use crate::{control, demo};
 
 mod worker;
 
@@ -275,7 +275,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         let signals = Signals::install()?;
         tokio::spawn(control::serve(control_listener, daemon.clone()));
         tokio::spawn(daemon.clone().run_expiry());
-        tokio::spawn(reload::watch(daemon.clone(), signals.hup));
+        tokio::spawn(crate::watch::watch(daemon.clone(), signals.hup));
         if let Some(l) = admin_listener {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
@@ -293,13 +293,13 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
             }
         }
         info!(pid = std::process::id(), threads, "ready");
-        crate::notify::notify("READY=1");
+        crate::sd_notify::notify("READY=1");
         let (mut term, mut int) = (signals.term, signals.int);
         tokio::select! {
             _ = term.recv() => info!("SIGTERM received"),
             _ = int.recv() => info!("SIGINT received"),
         }
-        crate::notify::notify("STOPPING=1");
+        crate::sd_notify::notify("STOPPING=1");
         // As reloaded: `grace` is not bound at start-up.
         let grace = daemon.config().server.grace;
         info!(open_connections = conns.open(), grace = %crate::duration::format(grace), "shutting down: draining connections");

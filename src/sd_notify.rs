@@ -1,7 +1,8 @@
 //! systemd readiness notifications (`sd_notify`): `READY=1` once the listeners and the
 //! control socket accept connections, `RELOADING=1` … `READY=1` around a reload, and
 //! `STOPPING=1` on shutdown. A no-op when not started by systemd with `Type=notify`
-//! (no `$NOTIFY_SOCKET`).
+//! (no `$NOTIFY_SOCKET`). Owns the wire format only; when to say what is decided by
+//! `server` (ready, stopping) and `daemon` (reloading).
 
 use std::os::unix::net::UnixDatagram;
 

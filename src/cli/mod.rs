@@ -1,0 +1,171 @@
+//! The `offramp` command line: the arguments (clap) and which command runs where.
+//! Exit codes: 0 success, 1 refused request or invalid arguments (an explicit
+//! `-c FILE` that cannot be read included), 2 daemon unreachable: no socket, connection
+//! refused, no answer in time (CONTRACT section 4). Errors are one line on stderr.
+//!
+//! `serve` is `server`'s; `check` is in `check`, `completions` and `man` in `generate`,
+//! the commands the daemon answers (status, offline, online, reset, reload) in
+//! `remote`, and the control-socket client they share in `client`. The protocol's other
+//! end is `control`.
+
+mod check;
+mod client;
+mod generate;
+mod remote;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config;
+
+pub use crate::logging::LogFormat;
+pub use client::{call, CallError};
+
+/// offramp: a reverse proxy whose sites can be flipped offline to a status page.
+#[derive(Debug, Parser)]
+#[command(name = "offramp", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Control socket (default: [server] control from the config file).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// How long to wait for the daemon's answer (e.g. 5s, 2m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Log format of `serve`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// The commands. (No `///` on this or `TargetArgs`: clap would print it as help.)
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy in the foreground (systemd runs this).
+    Serve,
+    /// Validate the config file; print every error and exit 1 if there is any.
+    Check,
+    /// Show the effective state of each site.
+    Status {
+        /// Sites to show (default: all).
+        sites: Vec<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take sites offline: visitors go to the status page.
+    Offline {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Why (shown by status and logged).
+        #[arg(long)]
+        reason: Option<String>,
+        /// When the override ends by itself: 90s, 30m, 2h or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Bring sites online.
+    Online {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Why (shown by status and logged).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Drop runtime overrides: back to the config file's states.
+    Reset {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Re-read the config file and certificates now.
+    Reload,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from this command line.
+    Man,
+}
+
+// Which sites a flip or reset touches: names, or `--all`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// Site names.
+    sites: Vec<String>,
+    /// Every site, present and future.
+    #[arg(long)]
+    all: bool,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match crate::duration::parse(s)? {
+        d if d.is_zero() => Err("the timeout must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+/// Parses the arguments; `Err` is the exit code after the error or help was printed.
+fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    parsed.map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("offramp: no command given: serve, check, status, offline, online, reset or reload (see offramp --help)");
+            ExitCode::from(1)
+        }
+        _ => {
+            // Errors are one line on stderr (CONTRACT section 4).
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            eprintln!("offramp: {} (see offramp --help)", crate::table::escape(first));
+            ExitCode::from(1)
+        }
+    })
+}
+
+/// Parses arguments and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    let (cli, matches) = match parse_args() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match &cli.command {
+        Command::Serve => {
+            crate::logging::init(cli.log_format);
+            match crate::server::serve(&cli.config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check => check::run(&cli.config),
+        Command::Completions { shell } => generate::completions(*shell),
+        Command::Man => generate::man(),
+        _ => {
+            let explicit = matches.value_source("config") == Some(ValueSource::CommandLine);
+            remote::run(&cli, explicit)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `[maintenance]`: what offline visitors get (the status page they are sent to, the
+//! status code, whether their path is kept), and the `status_page` value sites share.
+//! Whether every site has a page to be sent to is checked in `validate`.
+
+use toml::de::DeTable;
+
+use super::reader::{Ctx, Value};
+use super::{Maintenance, OfflineCode, StatusPage, StatusUrl};
+
+const MAINTENANCE_KEYS: &[&str] = &["status_page", "code", "keep_uri"];
+
+/// A `status_page` value: `"builtin"` or a URL.
+pub(super) fn parse_status_page(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<StatusPage> {
+    let s = ctx.string(key, v)?;
+    if s == "builtin" {
+        return Some(StatusPage::Builtin);
+    }
+    match StatusUrl::parse(&s) {
+        Ok(u) => Some(StatusPage::Url(u)),
+        Err(e) => {
+            ctx.err(&v.span(), key, e);
+            None
+        }
+    }
+}
+
+/// `[maintenance]`, defaults filled in.
+pub(super) fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenance {
+    let mut m = Maintenance {
+        status_page: None,
+        code: OfflineCode::Found,
+        keep_uri: true,
+    };
+    for (k, v) in t.iter() {
+        let name = k.get_ref().as_ref();
+        let key = format!("maintenance.{name}");
+        match name {
+            "status_page" => m.status_page = parse_status_page(ctx, &key, v),
+            "code" => {
+                if let Some(c) = ctx.integer(&key, v) {
+                    m.code = match c {
+                        302 => OfflineCode::Found,
+                        307 => OfflineCode::Temporary,
+                        503 => OfflineCode::Unavailable,
+                        other => {
+                            ctx.err(
+                                &v.span(),
+                                &key,
+                                format!("must be 302, 307 or 503, got {other}"),
+                            );
+                            OfflineCode::Found
+                        }
+                    }
+                }
+            }
+            "keep_uri" => m.keep_uri = ctx.boolean(&key, v).unwrap_or(true),
+            _ => ctx.unknown(&key, &k.span(), MAINTENANCE_KEYS),
+        }
+    }
+    m
+}

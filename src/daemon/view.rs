@@ -1,0 +1,47 @@
+//! Building the snapshot the data path reads from the daemon's state: each site's
+//! effective state and the status page's view (sites, links, recent history), decided
+//! once per change so no request decides anything. Publishing it is `Daemon`'s;
+//! rendering the view is `status`'s.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use time::OffsetDateTime;
+
+use super::{decide, Inner};
+use crate::snapshot::{Effective, Snapshot};
+use crate::status::{SiteView, View};
+
+/// The snapshot of `inner` as of `t`.
+pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
+    let mut states = Vec::with_capacity(inner.config.sites.len());
+    let mut sites = Vec::with_capacity(inner.config.sites.len());
+    for s in &inner.config.sites {
+        let d = decide(inner, &s.name, s.state, t);
+        states.push(Effective {
+            state: d.state,
+            until: d.until.map(SystemTime::from),
+        });
+        sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason));
+    }
+    let status = inner.config.status.as_ref();
+    let view = View {
+        title: status.map_or_else(|| "Status".to_string(), |s| s.title.clone()),
+        links: status.map(|s| s.links.clone()).unwrap_or_default(),
+        sites,
+        history: inner
+            .state
+            .history
+            .iter()
+            .rev()
+            .take(crate::status::HISTORY_SHOWN)
+            .cloned()
+            .collect(),
+        updated_at: t,
+    };
+    Snapshot {
+        table: inner.table.clone(),
+        states,
+        view: Arc::new(view),
+    }
+}

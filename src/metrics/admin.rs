@@ -1,0 +1,250 @@
+//! The admin listener (`[server] admin`): `/metrics` in the Prometheus text exposition
+//! format and `/healthz`, over a small HTTP/1.1 server of its own: bounded
+//! connections, bounded heads, idle timeouts, no request bodies. What the metrics are
+//! is `metrics`'; binding the listener is `server`'s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::reply::{h1, Reply};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use super::{get, Metrics};
+
+/// Admin connections served at once. Prometheus needs one; the bound keeps a local
+/// process that opens connections in a loop from using up memory and file descriptors.
+pub const ADMIN_MAX_CONNECTIONS: usize = 32;
+
+/// Serves `/metrics` and `/healthz` on the admin listener until the process exits.
+/// Connections beyond [`ADMIN_MAX_CONNECTIONS`] get a 503 and are closed.
+pub async fn serve_admin(listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    loop {
+        match listener.accept().await {
+            Ok((s, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Best effort and never blocking: the answer fits in the empty send
+                    // buffer of a new socket; the socket is closed right after.
+                    let _ = s.try_write(&encode_response(
+                        503,
+                        "text/plain",
+                        b"too many admin connections\n",
+                        false,
+                        true,
+                    ));
+                    debug!("admin connection from {peer} refused: {ADMIN_MAX_CONNECTIONS} already open");
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = admin_connection(s).await {
+                        debug!("admin connection: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!("admin accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+const ADMIN_MAX_HEAD: usize = 8 * 1024;
+/// How long a connection may stay idle, or a request or response take to cross.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the admin listener needs of a request head.
+struct AdminRequest {
+    get: bool,
+    head: bool,
+    path: String,
+    /// HTTP/1.0, `Connection: close`, or a body we do not read: close after answering.
+    close: bool,
+}
+
+/// Parses one request head at the start of `buf`: `Ok(None)` while incomplete, else the
+/// request and the length of its head.
+fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf)? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let method = req.method.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
+    let mut close = req.version != Some(1);
+    for h in req.headers.iter() {
+        let value = String::from_utf8_lossy(h.value);
+        if h.name.eq_ignore_ascii_case("connection") {
+            close |= value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"));
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
+        {
+            // Bodies are not expected here: answer, then end the connection rather than
+            // read one.
+            close = true;
+        }
+    }
+    let request = AdminRequest {
+        get: method == "GET",
+        head: method == "HEAD",
+        path: target.split('?').next().unwrap_or_default().to_string(),
+        close,
+    };
+    Ok(Some((request, len)))
+}
+
+/// Serves one admin connection: requests in turn until it closes, idles out or errs.
+async fn admin_connection(mut s: TcpStream) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let req = loop {
+            match parse_head(&buf) {
+                Ok(Some((req, len))) => {
+                    buf.drain(..len);
+                    break req;
+                }
+                Ok(None) if buf.len() > ADMIN_MAX_HEAD => {
+                    let out = encode_response(
+                        431,
+                        "text/plain",
+                        b"request header too large\n",
+                        false,
+                        true,
+                    );
+                    return finish(&mut s, &out).await;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    let out = encode_response(400, "text/plain", b"bad request\n", false, true);
+                    return finish(&mut s, &out).await;
+                }
+            }
+            let mut chunk = [0u8; 1024];
+            let n = match tokio::time::timeout(ADMIN_TIMEOUT, s.read(&mut chunk)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head_only = req.head;
+        let out = match (req.get || req.head, req.path.as_str()) {
+            (true, "/metrics") => {
+                let body = get().map(Metrics::render).unwrap_or_default();
+                encode_response(
+                    200,
+                    "text/plain; version=0.0.4",
+                    &body,
+                    head_only,
+                    req.close,
+                )
+            }
+            (true, "/healthz") => encode_response(200, "text/plain", b"ok\n", head_only, req.close),
+            (true, _) => encode_response(404, "text/plain", b"not found\n", head_only, req.close),
+            (false, _) => encode_response(
+                405,
+                "text/plain",
+                b"method not allowed\n",
+                head_only,
+                req.close,
+            ),
+        };
+        if req.close {
+            return finish(&mut s, &out).await;
+        }
+        match tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(&out)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Writes the last response of a connection and closes it.
+async fn finish(s: &mut TcpStream, out: &[u8]) -> std::io::Result<()> {
+    let sent = tokio::time::timeout(ADMIN_TIMEOUT, async {
+        s.write_all(out).await?;
+        s.shutdown().await
+    })
+    .await;
+    match sent {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
+}
+
+/// Encodes one whole HTTP/1.1 response (status line, headers, body unless `head_only`)
+/// with the shared head writer.
+fn encode_response(
+    status: u16,
+    content_type: &'static str,
+    body: &[u8],
+    head_only: bool,
+    close: bool,
+) -> Vec<u8> {
+    let mut reply = Reply::typed(status, content_type, bytes::Bytes::copy_from_slice(body));
+    reply.close = close;
+    let mut out = Vec::with_capacity(body.len() + 160);
+    h1::write_reply(&mut out, &reply, head_only, !close);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> AdminRequest {
+        match parse_head(raw.as_bytes()) {
+            Ok(Some((r, len))) => {
+                assert_eq!(len, raw.len());
+                r
+            }
+            other => panic!("{raw:?} did not parse: {:?}", other.map(|o| o.is_some())),
+        }
+    }
+
+    #[test]
+    fn http_1_0_and_connection_close_end_the_connection() {
+        assert!(parse("GET /healthz HTTP/1.0\r\n\r\n").close);
+        assert!(parse("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").close);
+        assert!(parse("GET /healthz HTTP/1.1\r\nconnection: keep-alive, Close\r\n\r\n").close);
+        assert!(parse("GET /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\n").close);
+        assert!(parse("GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").close);
+        let keep = parse("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        assert!(!keep.close);
+        assert!(keep.get && !keep.head);
+        assert_eq!(keep.path, "/metrics");
+    }
+
+    #[test]
+    fn incomplete_and_malformed_heads() {
+        assert!(matches!(parse_head(b"GET /healthz HTTP/1.1\r\n"), Ok(None)));
+        assert!(parse_head(b"GET /healthz HTTP/9.9\r\n\r\n").is_err());
+        assert!(parse_head(b"\x00\x01garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn closing_responses_say_so() {
+        let r = String::from_utf8(encode_response(200, "text/plain", b"ok\n", false, true))
+            .unwrap_or_default();
+        assert!(r.contains("\r\nConnection: close\r\n"), "{r}");
+        assert!(r.ends_with("\r\n\r\nok\n"), "{r}");
+        let r = String::from_utf8(encode_response(200, "text/plain", b"ok\n", true, false))
+            .unwrap_or_default();
+        assert!(r.ends_with("\r\nConnection: keep-alive\r\n\r\n"), "{r}");
+        assert!(
+            r.contains("\r\nContent-Length: 3\r\nCache-Control: no-store\r\n"),
+            "{r}"
+        );
+    }
+}
