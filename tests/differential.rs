@@ -10,6 +10,13 @@
 //! and each is checked against the expected value for its own scheme and port
 //! (`{scheme}`, `{port}` — the listener's — and `{https}` — the TLS listener's — in the
 //! expectations). Every case runs; all failures are reported together at the end.
+//!
+//! Also compared: whether the body arrived whole, and the set of header names (framing
+//! ones aside: `Connection`, `Content-Length`, `Date`, `Transfer-Encoding`); checked on
+//! every reply: at most one `Content-Length` field, and no hop-by-hop header the case
+//! names. For a body cut short only "incomplete" must agree, not how many bytes came
+//! first. `cargo test --test differential -- --nocapture` prints what each transport
+//! answered, case by case (a failing run prints it anyway).
 
 mod common;
 
@@ -54,6 +61,8 @@ enum Body {
     Json(&'static [&'static str]),
     /// Contains every one of these.
     HasAll(&'static [&'static str]),
+    /// Complete, this many bytes.
+    Bytes(usize),
     /// The client must see the body cut short: incomplete, a prefix of this.
     Cut(&'static str),
 }
@@ -117,209 +126,100 @@ struct Case {
 }
 
 /// A GET of `target` on `host`, the same expectations on every transport.
-fn case(
-    name: &'static str,
-    cfg: Cfg,
-    host: &'static str,
-    target: &'static str,
-    expect: Expect,
-) -> Case {
-    let (method, headers, by_scheme, tls) = ("GET", &[][..], false, None);
-    Case {
-        name,
-        cfg,
-        method,
-        host,
-        target,
-        headers,
-        by_scheme,
-        expect,
-        tls,
-    }
+#[rustfmt::skip]
+fn case(name: &'static str, cfg: Cfg, host: &'static str, target: &'static str, expect: Expect) -> Case {
+    Case { name, cfg, method: "GET", host, target, headers: &[], by_scheme: false, expect, tls: None }
 }
 
+#[rustfmt::skip]
 impl Case {
     /// The answer depends on the scheme: TLS transports expect `tls` (else the same,
     /// placeholders substituted), and only transports of one scheme are compared.
-    fn by_scheme(self, tls: Option<Expect>) -> Case {
-        Case {
-            by_scheme: true,
-            tls,
-            ..self
-        }
-    }
-    fn method(self, method: &'static str) -> Case {
-        Case { method, ..self }
-    }
-    fn headers(self, headers: &'static [(&'static str, &'static str)]) -> Case {
-        Case { headers, ..self }
-    }
+    fn by_scheme(self, tls: Option<Expect>) -> Case { Case { by_scheme: true, tls, ..self } }
+    fn method(self, method: &'static str) -> Case { Case { method, ..self } }
+    fn headers(self, headers: &'static [(&'static str, &'static str)]) -> Case { Case { headers, ..self } }
 }
 
 const BUILTIN_LOC: &str =
     "{scheme}://status.test:{port}/maintenance/bsite?from={scheme}%3A%2F%2Fbsite.test%2Fx%3Fy%3D1";
 const ACME: &str = "/.well-known/acme-challenge/tok-1_A";
 
+/// The table: one entry a case.
+#[rustfmt::skip]
 fn cases() -> Vec<Case> {
+    let page = |code, body| Expect { status: Some(code), body, ..PAGE };
     let moved = |code| Expect {
         status: Some(code),
         location: V::Is("https://status.example.com/x?y=1"),
         body: Body::Has("https://status.example.com/x?y=1"),
         ..REDIRECT
     };
-    let builtin = |code, location| Expect {
-        status: Some(code),
-        location: V::Is(location),
-        body: Body::Has("/maintenance/bsite?from="),
-        ..REDIRECT
-    };
-    let page = |code, body| Expect {
-        status: Some(code),
-        body,
-        ..PAGE
-    };
-    let to_https = |loc| Expect {
-        status: Some(308),
-        location: V::Is(loc),
-        body: Body::Has(loc),
-        ..REDIRECT
-    };
-    let echo = |body| Expect {
-        body: Body::Is(body),
-        ..ECHOED
-    };
-    let acme_moved = Expect {
-        status: Some(302),
-        location: V::Is("https://status.example.com/.well-known/acme-challenge/tok-1_A"),
-        ..REDIRECT
-    };
+    let builtin = |code, loc| Expect { status: Some(code), location: V::Is(loc), body: Body::Has("/maintenance/bsite?from="), ..REDIRECT };
+    let to_https = |loc| Expect { status: Some(308), location: V::Is(loc), body: Body::Has(loc), ..REDIRECT };
+    let echo = |body| Expect { body: Body::Is(body), ..ECHOED };
     let echo_acme = echo("GET /.well-known/acme-challenge/tok-1_A");
-    let maintenance = |ra| Expect {
-        retry_after: ra,
-        ..page(503, Body::Has("<html"))
-    };
-    let overview = Expect {
-        cache_control: V::Is("no-store"),
-        ..page(200, Body::Has("bsite"))
-    };
+    let acme_moved =
+        Expect { status: Some(302), location: V::Is("https://status.example.com/.well-known/acme-challenge/tok-1_A"), ..REDIRECT };
+    let maintenance = |ra| Expect { retry_after: ra, ..page(503, Body::Has("<html")) };
+    let overview = Expect { cache_control: V::Is("no-store"), ..page(200, Body::Has("bsite")) };
     let summary = Expect {
         content_type: V::Starts("application/json"),
-        body: Body::Json(&[
-            "page",
-            "status",
-            "components",
-            "incidents",
-            "scheduled_maintenances",
-        ]),
+        body: Body::Json(&["page", "status", "components", "incidents", "scheduled_maintenances"]),
         ..overview
     };
     let gateway = |code| page(code, Body::Has("https://status.example.com"));
-    let cut = Expect {
-        status: Some(200),
-        body: Body::Cut("abc"),
-        ..ANY
-    };
+    let cut = Expect { status: Some(200), body: Body::Cut("abc"), ..ANY };
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let long_target = leak(format!("/{}", "a".repeat(9000)));
+    let long_url = leak(format!("/{}", "a/".repeat(2100)));
+    let big_header: &'static [(&str, &str)] = Box::leak(Box::new([("X-Big", leak("b".repeat(70_000)))]));
+    let xf = &["host: headers.test\n", "x-forwarded-for: 127.0.0.1\n", "x-forwarded-host: headers.test\n", "x-forwarded-proto: {scheme}"];
+    let spoof = &[("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.test"), ("X-Forwarded-Proto", "https"), ("Forwarded", "host=evil.test")];
+    let kept = |loc, body| Expect { location: V::Is(loc), body, ..moved(302) };
+    let port_loc = "{scheme}://status.test:{port}/maintenance/bsite?from={scheme}%3A%2F%2Fbsite.test%3A1234%2Fx%3Fy%3D1";
+    let no_from = Expect { body: Body::Has("/maintenance/bsite\""), ..builtin(302, "{scheme}://status.test:{port}/maintenance/bsite") };
+    let html = Body::Has("<html");
     vec![
         case("online GET, origin body through", Code302, "on.test", "/hello?a=1", echo("GET /hello?a=1")),
         case("online HEAD", Code302, "on.test", "/x?y=1", echo("")).method("HEAD"),
-        case(
-            "online, what the upstream is told (X-Forwarded-*, Host)",
-            Code302,
-            "headers.test",
-            "/",
-            Expect {
-                body: Body::HasAll(&[
-                    "host: headers.test\n",
-                    "x-forwarded-for: 127.0.0.1\n",
-                    "x-forwarded-host: headers.test\n",
-                    "x-forwarded-proto: {scheme}",
-                ]),
-                ..ECHOED
-            },
-        )
-        .headers(&[
-            ("X-Forwarded-For", "6.6.6.6"),
-            ("X-Forwarded-Host", "evil.test"),
-            ("X-Forwarded-Proto", "https"),
-        ])
-        .by_scheme(None),
+        case("online, what the upstream is told (X-Forwarded-*, Host)", Code302, "headers.test", "/", Expect { body: Body::HasAll(xf), ..ECHOED })
+            .headers(spoof).by_scheme(None),
         case("offline, code = 302", Code302, "off.test", "/x?y=1", moved(302)),
-        case("offline, code = 302, HEAD", Code302, "off.test", "/x?y=1", Expect { body: Body::Is(""), ..moved(302) })
-            .method("HEAD"),
+        case("offline, code = 302, HEAD", Code302, "off.test", "/x?y=1", Expect { body: Body::Is(""), ..moved(302) }).method("HEAD"),
         case("offline, code = 302, host with a trailing dot", Code302, "off.test.", "/x?y=1", moved(302)),
-        case(
-            "offline, code = 302, path and query kept as sent",
-            Code302,
-            "off.test",
-            "/docs/a%20b;p?x=1&y=%2F",
-            Expect {
-                location: V::Is("https://status.example.com/docs/a%20b;p?x=1&y=%2F"),
-                body: Body::Has("https://status.example.com/docs/a%20b;p?x=1&amp;y=%2F"),
-                ..moved(302)
-            },
-        ),
-        case(
-            "offline, code = 302, scheme-relative //evil path",
-            Code302,
-            "off.test",
-            "//evil.test/x",
-            Expect { location: V::Is("https://status.example.com//evil.test/x"), body: Body::Any, ..moved(302) },
-        ),
-        case(
-            "offline, code = 302, dot segments kept",
-            Code302,
-            "off.test",
-            "/a/../b/%2e%2e/c",
-            Expect { location: V::Is("https://status.example.com/a/../b/%2e%2e/c"), body: Body::Any, ..moved(302) },
-        ),
         case("offline, code = 302, empty port in Host", Code302, "off.test:", "/x?y=1", moved(302)),
-        case("IPv6 literal host", Code302, "[::1]:8080", "/x?y=1", page(404, Body::Has("<html"))),
-        case("host with userinfo", Code302, "user@off.test", "/x?y=1", page(400, Body::Has("<html"))),
+        case("offline, code = 302, path and query kept as sent", Code302, "off.test", "/docs/a%20b;p?x=1&y=%2F",
+            kept("https://status.example.com/docs/a%20b;p?x=1&y=%2F", Body::Has("https://status.example.com/docs/a%20b;p?x=1&amp;y=%2F"))),
+        case("offline, code = 302, scheme-relative //evil path", Code302, "off.test", "//evil.test/x",
+            kept("https://status.example.com//evil.test/x", Body::Any)),
+        case("offline, code = 302, dot segments kept", Code302, "off.test", "/a/../b/%2e%2e/c",
+            kept("https://status.example.com/a/../b/%2e%2e/c", Body::Any)),
         case("offline, code = 307", Code307, "off.test", "/x?y=1", moved(307)),
         case("offline, code = 503, --until 30m", Code503, "until.test", "/x?y=1", maintenance(V::Secs(1700, 1800))),
         case("offline, code = 503, no --until", Code503, "off.test", "/x?y=1", maintenance(V::Absent)),
-        case("builtin, 302 to the site's page", Code302, "bsite.test", "/x?y=1", builtin(302, BUILTIN_LOC))
-            .by_scheme(None),
-        case("builtin, 307 to the site's page", Code307, "bsite.test", "/x?y=1", builtin(307, BUILTIN_LOC))
-            .by_scheme(None),
-        case(
-            "builtin, Host in upper case with a port",
-            Code302,
-            "BSITE.Test:1234",
-            "/x?y=1",
-            builtin(
-                302,
-                "{scheme}://status.test:{port}/maintenance/bsite?from={scheme}%3A%2F%2Fbsite.test%3A1234%2Fx%3Fy%3D1",
-            ),
-        )
-        .by_scheme(None),
-        case("builtin, X-Forwarded-Host ignored", Code302, "bsite.test", "/x?y=1", builtin(302, BUILTIN_LOC))
-            .headers(&[("X-Forwarded-Host", "evil.test"), ("Forwarded", "host=evil.test;proto=https")])
-            .by_scheme(None),
-        case("builtin, code = 503: page in place", Code503, "bsite.test", "/x?y=1", maintenance(V::Absent)),
+        case("builtin, 302 to the site's page", Code302, "bsite.test", "/x?y=1", builtin(302, BUILTIN_LOC)).by_scheme(None),
+        case("builtin, 307 to the site's page", Code307, "bsite.test", "/x?y=1", builtin(307, BUILTIN_LOC)).by_scheme(None),
+        case("builtin, Host in upper case with a port", Code302, "BSITE.Test:1234", "/x?y=1", builtin(302, port_loc)).by_scheme(None),
+        case("builtin, X-Forwarded-Host and Forwarded ignored", Code302, "bsite.test", "/x?y=1", builtin(302, BUILTIN_LOC))
+            .headers(spoof).by_scheme(None),
+        case("builtin, a URL too long to carry: no from=", Code302, "bsite.test", long_url, no_from).by_scheme(None),
+        case("builtin, code = 503: page in place, linking to the status host", Code503, "bsite.test", "/x?y=1",
+            Expect { body: Body::Has("href=\"{scheme}://status.test:{port}/maintenance/bsite\""), ..maintenance(V::Absent) }).by_scheme(None),
         case("status host overview /", Code302, "status.test", "/", overview),
-        case(
-            "status host, the site's maintenance page",
-            Code302,
-            "status.test",
-            "/maintenance/bsite?from=http%3A%2F%2Fbsite.test%2Fx",
-            Expect { body: Body::Has("href=\"http://bsite.test/x\""), ..overview },
-        ),
-        case("status host, POST", Code302, "status.test", "/", page(405, Body::Has("<html"))).method("POST"),
-        case("status host /api/v2/summary.json", Code302, "status.test", "/api/v2/summary.json", summary),
-        case("unknown host", Code302, "nobody.test", "/x?y=1", page(404, Body::Has("<html"))),
-        case("malformed host", Code302, "a..b", "/x?y=1", page(400, Body::Has("<html"))),
+        case("status host, the site's maintenance page", Code302, "status.test", "/maintenance/bsite?from=http%3A%2F%2Fbsite.test%2Fx",
+            Expect { body: Body::Has("href=\"http://bsite.test/x\""), ..overview }),
+        case("status host, POST", Code302, "status.test", "/", page(405, html)).method("POST"),
+        case("status host /api/v2/summary.json", Code302, "status.test", "/api/v2/summary.json", summary).by_scheme(None),
+        case("unknown host", Code302, "nobody.test", "/x?y=1", page(404, html)),
+        case("IPv6 literal host", Code302, "[::1]:8080", "/x?y=1", page(404, html)),
+        case("malformed host", Code302, "a..b", "/x?y=1", page(400, html)),
+        case("host with userinfo", Code302, "user@off.test", "/x?y=1", page(400, html)),
+        case("request target over 8 KiB", Code302, "on.test", long_target, page(414, html)),
+        case("request head over 64 KiB", Code302, "on.test", "/", Expect { status: Some(431), ..ANY }).headers(big_header),
         case("upstream refused", Code302, "refused.test", "/x?y=1", gateway(502)),
-        case("upstream refused, HEAD", Code302, "refused.test", "/x?y=1", Expect { body: Body::Is(""), ..gateway(502) })
-            .method("HEAD"),
-        case(
-            "upstream refused, builtin site: the 502 page links to its page",
-            Code302,
-            "bdown.test",
-            "/x?y=1",
-            page(502, Body::Has("{scheme}://status.test:{port}/")),
-        )
-        .by_scheme(None),
+        case("upstream refused, HEAD", Code302, "refused.test", "/x?y=1", Expect { body: Body::Is(""), ..gateway(502) }).method("HEAD"),
+        case("upstream refused, builtin site: the 502 page links to its page", Code302, "bdown.test", "/x?y=1",
+            page(502, Body::Has("{scheme}://status.test:{port}/"))).by_scheme(None),
         case("upstream timed out (read_timeout)", Code302, "hang.test", "/x?y=1", gateway(504)),
         case("upstream garbage", Code302, "garbage.test", "/x?y=1", gateway(502)),
         case("upstream `Content-Length: 2, 2`", Code302, "dupcl.test", "/x?y=1", ANY),
@@ -333,22 +233,14 @@ fn cases() -> Vec<Case> {
         case("upstream HTTP/1.0, close-delimited", Code302, "http10.test", "/", echo("close-delimited")),
         case("upstream 100 Continue before its 200", Code302, "continue.test", "/", echo("ok")),
         case("upstream status line without a reason phrase", Code302, "noreason.test", "/", echo("ok")),
+        case("upstream 100 000-byte body", Code302, "big.test", "/", Expect { body: Body::Bytes(100_000), ..ECHOED }),
+        case("upstream closing after each answer, unannounced", Code302, "closer.test", "/", echo("ok")),
+        case("upstream closing after each answer, again (pooled)", Code302, "closer.test", "/", echo("ok")),
         case("upstream obs-fold header line", Code302, "obsfold.test", "/", ANY),
         case("upstream whitespace before a header's colon", Code302, "spacecolon.test", "/", ANY),
-        case(
-            "upstream 204",
-            Code302,
-            "nocontent.test",
-            "/",
-            Expect { status: Some(204), content_type: V::Absent, ..echo("") },
-        ),
-        case(
-            "upstream hop-by-hop response headers",
-            Code302,
-            "hop.test",
-            "/",
-            Expect { gone: &["x-foo", "keep-alive", "proxy-connection"], ..echo("ok") },
-        ),
+        case("upstream 204", Code302, "nocontent.test", "/", Expect { status: Some(204), content_type: V::Absent, ..echo("") }),
+        case("upstream hop-by-hop response headers", Code302, "hop.test", "/",
+            Expect { gone: &["x-foo", "keep-alive", "proxy-connection"], ..echo("ok") }),
         case("redirect_https, online", RedirectHttps, "on.test", "/p?q=1", to_https("https://on.test:{https}/p?q=1"))
             .by_scheme(Some(echo("GET /p?q=1"))),
         case("redirect_https, offline", RedirectHttps, "off.test", "/x?y=1", to_https("https://off.test:{https}/x?y=1"))
@@ -385,6 +277,7 @@ const RAW: &[(&str, bool, &[u8])] = &[
     ("noreason", false, b"HTTP/1.1 200\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"),
     ("obsfold", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: a\r\n  b\r\nContent-Length: 2\r\n\r\nok"),
     ("spacecolon", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Spaced : a\r\nContent-Length: 2\r\n\r\nok"),
+    ("closer", true, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"),
     ("nocontent", false, b"HTTP/1.1 204 No Content\r\nX-Origin: raw\r\n\r\n"),
     ("hop", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: x-foo\r\nX-Foo: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nContent-Length: 2\r\n\r\nok"),
 ];
@@ -394,8 +287,14 @@ fn echo(head: &str) -> Vec<u8> {
     let line = head.lines().next().unwrap_or_default();
     let body = line.strip_suffix(" HTTP/1.1").unwrap_or(line);
     let n = body.len();
+    let body = if line.starts_with("HEAD ") { "" } else { body };
     format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n{body}")
         .into_bytes()
+}
+
+/// 100 000 bytes of numbered lines, the answer of the `big` origin.
+fn big_body() -> String {
+    (0..10_000).map(|i| format!("{i:09}\n")).collect()
 }
 
 /// The headers origin: a 200 whose body is the request's header lines, names in lower
@@ -413,34 +312,26 @@ fn echo_headers(head: &str) -> Vec<u8> {
 }
 
 /// Every site: (name, upstream URL, extra keys).
+#[rustfmt::skip]
 fn sites() -> Vec<(&'static str, String, &'static str)> {
-    let echo = format!("http://{}", scripted_origin(false, echo));
+    let url = |addr: SocketAddr| format!("http://{addr}");
+    let echo = url(scripted_origin(false, echo));
     let quick = "read_timeout = \"300ms\"\n";
+    let big = big_body();
+    let big = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{big}", big.len());
     let mut sites = vec![
         ("on", echo.clone(), ""),
         ("off", echo.clone(), "state = \"offline\"\n"),
         ("until", echo.clone(), ""),
-        (
-            "bsite",
-            echo,
-            "state = \"offline\"\nstatus_page = \"builtin\"\n",
-        ),
-        (
-            "headers",
-            format!("http://{}", scripted_origin(false, echo_headers)),
-            "",
-        ),
-        ("refused", format!("http://{}", dead_port()), ""),
-        (
-            "bdown",
-            format!("http://{}", dead_port()),
-            "status_page = \"builtin\"\n",
-        ),
-        ("hang", format!("http://{}", hanging_origin()), quick),
+        ("bsite", echo, "state = \"offline\"\nstatus_page = \"builtin\"\n"),
+        ("headers", url(scripted_origin(false, echo_headers)), ""),
+        ("big", url(scripted_origin(false, move |_| big.clone().into_bytes())), ""),
+        ("refused", url(dead_port()), ""),
+        ("bdown", url(dead_port()), "status_page = \"builtin\"\n"),
+        ("hang", url(hanging_origin()), quick),
     ];
     for &(name, close, answer) in RAW {
-        let addr = scripted_origin(close, move |_| answer.to_vec());
-        sites.push((name, format!("http://{addr}"), quick));
+        sites.push((name, url(scripted_origin(close, move |_| answer.to_vec())), quick));
     }
     sites
 }
@@ -510,7 +401,7 @@ fn seen(r: &Result<Reply, String>, cut: bool) -> Seen {
     // must agree. The table shows the bytes.
     let body = match cut && !complete {
         true => "<cut short>".to_string(),
-        false => short(&no_times(&String::from_utf8_lossy(&r.body))),
+        false => format!("{:?}", no_times(&String::from_utf8_lossy(&r.body))),
     };
     vec![
         ("status", r.status.to_string()),
@@ -575,11 +466,12 @@ fn show(v: &Option<String>) -> String {
     v.as_deref().map_or("-".to_string(), |s| format!("{s:?}"))
 }
 
+/// At most 140 characters of `s`.
 fn short(s: &str) -> String {
     let cut: String = s.chars().take(140).collect();
     match cut.len() < s.len() {
-        true => format!("{cut:?}…"),
-        false => format!("{cut:?}"),
+        true => format!("{cut}…"),
+        false => cut,
     }
 }
 
@@ -607,7 +499,7 @@ fn disagreement(case: &Case, group: &[(Transport, Seen)]) -> Option<String> {
         };
         if !same {
             let each: Vec<String> = (group.iter().zip(&values))
-                .map(|((t, _), v)| format!("{}={v}", t.name()))
+                .map(|((t, _), v)| format!("{}={}", t.name(), short(v)))
                 .collect();
             lines.push(format!("\n    {name}: {}", each.join(" | ")));
         }
@@ -673,7 +565,7 @@ fn unexpected(
                 .is_some_and(|n| (lo..=hi).contains(&n)),
         };
         if !ok {
-            fail(format!("{name} {}, expected {v:?}", show(&got)));
+            fail(format!("{name} {}, expected {v:?}", short(&show(&got))));
         }
     }
     for name in e.gone {
@@ -704,6 +596,7 @@ fn unexpected(
                 && serde_json::from_str::<serde_json::Value>(&body)
                     .is_ok_and(|j| keys.iter().all(|k| j.get(*k).is_some()))
         }
+        Body::Bytes(n) => complete && r.body.len() == n,
         Body::Cut(whole) => !complete && whole.starts_with(&*body),
     };
     if !body_ok {
@@ -713,7 +606,7 @@ fn unexpected(
             .map_or("complete".to_string(), |e| format!("incomplete: {e}"));
         fail(format!(
             "body {} ({state}), expected {:?}",
-            short(&body),
+            short(&format!("{body:?}")),
             e.body
         ));
     }
@@ -764,9 +657,17 @@ fn every_transport_gets_the_same_answer() {
         }
     }
     eprintln!("what each transport answered:\n{}", table.join("\n"));
+    let mut failing: Vec<&str> = failures
+        .iter()
+        .filter_map(|f| f[1..].split_once(']'))
+        .map(|f| f.0)
+        .collect();
+    failing.dedup();
     assert!(
         failures.is_empty(),
-        "{} differential failure(s):\n{}",
+        "{} failing case(s):\n  {}\n\n{} failure(s):\n{}",
+        failing.len(),
+        failing.join("\n  "),
         failures.len(),
         failures.join("\n")
     );

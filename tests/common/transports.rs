@@ -134,7 +134,8 @@ pub fn exchange(
                     }
                     h2(tls, "https", req, limit).await
                 };
-                tokio::time::timeout(limit, connect)
+                // The body has a bound of its own (`limit`) once the head is in.
+                tokio::time::timeout(limit * 2, connect)
                     .await
                     .unwrap_or_else(|_| Err(format!("no response head within {limit:?}")))
             })
