@@ -194,6 +194,7 @@ fn cases() -> Vec<Case> {
             kept("https://status.example.com//evil.test/x", Body::Any)),
         case("offline, code = 302, dot segments kept", Code302, "off.test", "/a/../b/%2e%2e/c",
             kept("https://status.example.com/a/../b/%2e%2e/c", Body::Any)),
+        case("offline, code = 302, OPTIONS", Code302, "off.test", "/x?y=1", moved(302)).method("OPTIONS"),
         case("offline, code = 307", Code307, "off.test", "/x?y=1", moved(307)),
         case("offline, code = 503, --until 30m", Code503, "until.test", "/x?y=1", maintenance(V::Secs(1700, 1800))),
         case("offline, code = 503, no --until", Code503, "off.test", "/x?y=1", maintenance(V::Absent)),
@@ -225,6 +226,7 @@ fn cases() -> Vec<Case> {
         case("upstream `Content-Length: 2, 2`", Code302, "dupcl.test", "/x?y=1", ANY),
         case("upstream two `Content-Length: 2` fields", Code302, "dupcl2.test", "/x?y=1", ANY),
         case("upstream body cut short (Content-Length: 10, 3 bytes, close)", Code302, "cut.test", "/x?y=1", cut),
+        case("upstream stalls inside its body (read_timeout)", Code302, "stall.test", "/", cut),
         case("upstream chunked body cut short (close inside)", Code302, "cutchunked.test", "/", cut),
         case("upstream invalid `Content-Length: 2x`", Code302, "badcl.test", "/", gateway(502)),
         case("upstream conflicting Content-Length 2 and 3", Code302, "conflictcl.test", "/", gateway(502)),
@@ -238,6 +240,10 @@ fn cases() -> Vec<Case> {
         case("upstream closing after each answer, again (pooled)", Code302, "closer.test", "/", echo("ok")),
         case("upstream obs-fold header line", Code302, "obsfold.test", "/", ANY),
         case("upstream whitespace before a header's colon", Code302, "spacecolon.test", "/", ANY),
+        case("upstream response head of 70 KiB", Code302, "bighead.test", "/", ANY),
+        case("upstream response with 200 header fields", Code302, "manyheaders.test", "/", ANY),
+        case("online POST without a body: what the upstream is told", Code302, "headers.test", "/",
+            Expect { body: Body::HasAll(xf), ..ECHOED }).method("POST").by_scheme(None),
         case("upstream 204", Code302, "nocontent.test", "/", Expect { status: Some(204), content_type: V::Absent, ..echo("") }),
         case("upstream hop-by-hop response headers", Code302, "hop.test", "/",
             Expect { gone: &["x-foo", "keep-alive", "proxy-connection"], ..echo("ok") }),
@@ -267,6 +273,7 @@ const RAW: &[(&str, bool, &[u8])] = &[
     ("dupcl", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2, 2\r\n\r\nok"),
     ("dupcl2", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"),
     ("cut", true, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc"),
+    ("stall", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc"),
     ("cutchunked", true, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"),
     ("badcl", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2x\r\n\r\nok"),
     ("conflictcl", false, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!"),
@@ -295,6 +302,15 @@ fn echo(head: &str) -> Vec<u8> {
 /// 100 000 bytes of numbered lines, the answer of the `big` origin.
 fn big_body() -> String {
     (0..10_000).map(|i| format!("{i:09}\n")).collect()
+}
+
+/// A 200 "ok" with `n` extra header fields of `len` bytes each.
+fn big_head(len: usize, n: usize) -> Vec<u8> {
+    let fields: String = (0..n)
+        .map(|i| format!("X-F{i}: {}\r\n", "v".repeat(len)))
+        .collect();
+    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{fields}Content-Length: 2\r\n\r\nok")
+        .into_bytes()
 }
 
 /// The headers origin: a 200 whose body is the request's header lines, names in lower
@@ -329,6 +345,8 @@ fn sites() -> Vec<(&'static str, String, &'static str)> {
         ("refused", url(dead_port()), ""),
         ("bdown", url(dead_port()), "status_page = \"builtin\"\n"),
         ("hang", url(hanging_origin()), quick),
+        ("bighead", url(scripted_origin(false, move |_| big_head(70_000, 1))), quick),
+        ("manyheaders", url(scripted_origin(false, move |_| big_head(10, 200))), quick),
     ];
     for &(name, close, answer) in RAW {
         sites.push((name, url(scripted_origin(close, move |_| answer.to_vec())), quick));
@@ -421,7 +439,8 @@ fn row(case: &Case, t: Transport, r: &Result<Reply, String>) -> String {
         Err(e) => format!("no response: {e}"),
         Ok(r) => {
             let headers: Vec<String> = (r.headers.iter().filter(|(k, _)| k != "date"))
-                .map(|(k, v)| format!("{k}: {v}"))
+                .map(|(k, v)| format!("{k}: {}", v.chars().take(100).collect::<String>()))
+                .take(12)
                 .collect();
             let cut = r
                 .body_error
