@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod transports;
+
 /// Generous bound for anything that should happen "now" on a loaded CI machine.
 pub const WAIT: Duration = Duration::from_secs(20);
 
