@@ -163,14 +163,15 @@ async fn respond(session: &mut Session, reply: &Reply) -> Result<()> {
     }
     discard_small_body(session).await;
     let head_only = session.req_header().method == Method::HEAD;
-    session
-        .write_response_header(Box::new(h), head_only)
-        .await?;
-    if !head_only {
-        session
-            .write_response_body(Some(reply.body_bytes()), true)
-            .await?;
-    }
+    session.write_response_header(Box::new(h), false).await?;
+    // A HEAD answer ends with an empty body, so that an HTTP/2 stream is closed the same
+    // way whatever hook writes it (ending it with the head alone left a reset after it
+    // in `fail_to_proxy`).
+    let body = match head_only {
+        true => bytes::Bytes::new(),
+        false => reply.body_bytes(),
+    };
+    session.write_response_body(Some(body), true).await?;
     Ok(())
 }
 
@@ -299,6 +300,11 @@ impl ProxyHttp for Proxy {
             )
             .into_up());
         }
+        // The same hop-by-hop fields as the fast path drops (see `request::forward`),
+        // except on a `101`, whose `Connection: upgrade` and `Upgrade` are the switch.
+        if status != 101 {
+            strip_hop_by_hop(upstream_response)?;
+        }
         match content_length(&upstream_response.headers) {
             Length::None | Length::Plain(_) => {}
             Length::Repeated(n) => {
@@ -336,6 +342,9 @@ impl ProxyHttp for Proxy {
         if let (Some(snap), Some(_)) = (&ctx.snap, upstream) {
             access::count_upstream_error(snap, ctx.site);
         }
+        // An error page written whole ends its HTTP/2 stream cleanly (a reset otherwise);
+        // HTTP/1 connections are closed after it all the same (`Reply::close`).
+        let mut answered = false;
         if code > 0 && !sent {
             let reply = match (code, &ctx.snap, ctx.site) {
                 (500.., Some(snap), Some(site)) => {
@@ -354,13 +363,14 @@ impl ProxyHttp for Proxy {
                     r
                 }
             };
-            if let Err(err) = respond(session, &reply).await {
-                tracing::debug!("could not send the error page: {err}");
+            match respond(session, &reply).await {
+                Ok(()) => answered = true,
+                Err(err) => tracing::debug!("could not send the error page: {err}"),
             }
         }
         FailToProxy {
             error_code: code,
-            can_reuse_downstream: false,
+            can_reuse_downstream: answered,
         }
     }
 
@@ -396,6 +406,35 @@ impl ProxyHttp for Proxy {
             error,
         });
     }
+}
+
+/// Removes the response fields that are never forwarded: `Connection`, `Keep-Alive`,
+/// `Proxy-Connection`, and what `Connection` nominates.
+fn strip_hop_by_hop(resp: &mut ResponseHeader) -> Result<()> {
+    let values = resp
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .map(|v| v.as_bytes());
+    let nominated: Vec<Vec<u8>> = match forward::Nominations::parse(values) {
+        Ok(n) => n.names().iter().map(|n| n.to_vec()).collect(),
+        Err(()) => {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "upstream's Connection header nominates too many fields",
+            )
+            .into_up())
+        }
+    };
+    for name in &nominated {
+        if let Ok(name) = http::HeaderName::from_bytes(name) {
+            resp.remove_header(&name);
+        }
+    }
+    for name in ["connection", "keep-alive", "proxy-connection"] {
+        resp.remove_header(name);
+    }
+    Ok(())
 }
 
 fn content_length(headers: &http::HeaderMap) -> Length {

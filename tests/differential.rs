@@ -123,12 +123,15 @@ struct Case {
     expect: Expect,
     /// What TLS transports must answer, when it differs from `expect`.
     tls: Option<Expect>,
+    /// A known difference, documented in SECURITY.md: what the HTTP/2 transports answer
+    /// instead (then HTTP/1 transports are compared with each other, and HTTP/2 ones).
+    h2: Option<Expect>,
 }
 
 /// A GET of `target` on `host`, the same expectations on every transport.
 #[rustfmt::skip]
 fn case(name: &'static str, cfg: Cfg, host: &'static str, target: &'static str, expect: Expect) -> Case {
-    Case { name, cfg, method: "GET", host, target, headers: &[], by_scheme: false, expect, tls: None }
+    Case { name, cfg, method: "GET", host, target, headers: &[], by_scheme: false, expect, tls: None, h2: None }
 }
 
 #[rustfmt::skip]
@@ -138,6 +141,7 @@ impl Case {
     fn by_scheme(self, tls: Option<Expect>) -> Case { Case { by_scheme: true, tls, ..self } }
     fn method(self, method: &'static str) -> Case { Case { method, ..self } }
     fn headers(self, headers: &'static [(&'static str, &'static str)]) -> Case { Case { headers, ..self } }
+    fn over_h2(self, h2: Expect) -> Case { Case { h2: Some(h2), ..self } }
 }
 
 const BUILTIN_LOC: &str =
@@ -214,7 +218,10 @@ fn cases() -> Vec<Case> {
         case("unknown host", Code302, "nobody.test", "/x?y=1", page(404, html)),
         case("IPv6 literal host", Code302, "[::1]:8080", "/x?y=1", page(404, html)),
         case("malformed host", Code302, "a..b", "/x?y=1", page(400, html)),
-        case("host with userinfo", Code302, "user@off.test", "/x?y=1", page(400, html)),
+        // Pingora's HTTP/2 server refuses userinfo in `:authority` while it accepts the
+        // stream, with a bare 400, before any hook of offramp's runs (SECURITY.md).
+        case("host with userinfo", Code302, "user@off.test", "/x?y=1", page(400, html))
+            .over_h2(Expect { status: Some(400), ..ANY }),
         case("request target over 8 KiB", Code302, "on.test", long_target, page(414, html)),
         case("request head over 64 KiB", Code302, "on.test", "/", Expect { status: Some(431), ..ANY }).headers(big_header),
         case("upstream refused", Code302, "refused.test", "/x?y=1", gateway(502)),
@@ -548,10 +555,11 @@ fn unexpected(
     port: u16,
     https: u16,
 ) -> Vec<String> {
-    let e = if t.tls() {
-        case.tls.unwrap_or(case.expect)
-    } else {
-        case.expect
+    let h2 = matches!(t, Transport::H2c | Transport::TlsH2);
+    let e = match (case.h2, h2) {
+        (Some(e), true) => e,
+        _ if t.tls() => case.tls.unwrap_or(case.expect),
+        _ => case.expect,
     };
     let mut out = Vec::new();
     let mut fail = |what: String| out.push(format!("[{}] {}: {what}", case.name, t.name()));
@@ -668,7 +676,10 @@ fn every_transport_gets_the_same_answer() {
             table.push(row(&case, t, &r));
             got.push((t, seen(&r, matches!(case.expect.body, Body::Cut(_)))));
         }
-        if case.by_scheme {
+        if case.h2.is_some() {
+            failures.extend(disagreement(&case, &[got[0].clone(), got[2].clone()]));
+            failures.extend(disagreement(&case, &[got[1].clone(), got[3].clone()]));
+        } else if case.by_scheme {
             failures.extend(disagreement(&case, &got[..2]));
             failures.extend(disagreement(&case, &got[2..]));
         } else {

@@ -16,12 +16,9 @@ use super::io::{consume, reserve, write_client, write_timeout, Timer};
 use super::pool::{pool_put, pool_take};
 use super::Done;
 use crate::reply::h1;
-use crate::request::forward::{self, Length};
+use crate::request::forward::{self, Length, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS};
 use crate::request::upstream_error::UpstreamError;
 
-/// An upstream response head larger than this, or with more headers, is a 502.
-const MAX_RESP_HEAD: usize = 64 * 1024;
-const MAX_RESP_HEADERS: usize = 128;
 /// A response up to this size whose body trails its head is sent in one write...
 const COALESCE_MAX: usize = 32 * 1024;
 /// ...if the rest arrives within this time.
@@ -74,11 +71,17 @@ pub(super) fn response_head(
     keepalive: bool,
     out: &mut Vec<u8>,
 ) -> Result<Option<RespHead>, ()> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESP_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(ubuf) {
+    // Not initialised up front: 256 empty fields per response would cost a memset.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match forward::response_parser().parse_response_with_uninit_headers(
+        &mut resp,
+        ubuf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if ubuf.len() < MAX_RESP_HEAD => return Ok(None),
+        Ok(httparse::Status::Partial) if ubuf.len() < MAX_RESPONSE_HEAD => return Ok(None),
         _ => return Err(()),
     };
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
@@ -99,6 +102,12 @@ pub(super) fn response_head(
         Length::Invalid => return Err(()),
         l => l.value(),
     };
+    let nominated = forward::Nominations::parse(
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .map(|h| h.value),
+    )?;
     let mut chunked = false;
     let mut te = false;
     let mut date = false;
@@ -151,8 +160,8 @@ pub(super) fn response_head(
     for h in resp.headers.iter() {
         let n = h.name.as_bytes();
         let is_length = n.eq_ignore_ascii_case(b"content-length");
-        let skip = n.eq_ignore_ascii_case(b"connection")
-            || n.eq_ignore_ascii_case(b"keep-alive")
+        let skip = forward::is_hop_by_hop_response(n)
+            || nominated.contains(n)
             || (is_length && (te || (repeated && length_written)));
         if skip {
             continue;
@@ -165,7 +174,12 @@ pub(super) fn response_head(
                 out.extend_from_slice(b"\r\n");
                 length_written = true;
             }
-            _ => h1::header(out, n, h.value),
+            _ => {
+                out.extend_from_slice(n);
+                out.extend_from_slice(b": ");
+                forward::push_value(out, h.value);
+                out.extend_from_slice(b"\r\n");
+            }
         }
     }
     if !date {

@@ -115,6 +115,86 @@ pub fn content_length<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> Length 
     seen
 }
 
+/// Most header fields of an upstream response head, and its largest size: Pingora's
+/// own limits (pingora-core `MAX_HEADERS`, `MAX_HEADER_SIZE`), on both paths.
+pub const MAX_RESPONSE_HEADERS: usize = 256;
+pub const MAX_RESPONSE_HEAD: usize = 1_048_575;
+/// Most fields an upstream's `Connection` header may nominate; more is a bad response.
+pub const MAX_NOMINATIONS: usize = 16;
+
+/// The parser settings for upstream response heads, on both paths (Pingora's): a space
+/// before a field's colon is removed and obs-fold lines are joined with one space
+/// (RFC 9112 sections 5.1 and 5.2), rather than failing the response.
+pub fn response_parser() -> httparse::ParserConfig {
+    let mut p = httparse::ParserConfig::default();
+    p.allow_spaces_after_header_name_in_responses(true);
+    p.allow_obsolete_multiline_headers_in_responses(true);
+    p
+}
+
+/// Response header fields that are never forwarded to the client, whatever the
+/// upstream's `Connection` says (RFC 9110 section 7.6.1).
+pub fn is_hop_by_hop_response(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"connection")
+        || name.eq_ignore_ascii_case(b"keep-alive")
+        || name.eq_ignore_ascii_case(b"proxy-connection")
+}
+
+/// The fields an upstream response's `Connection` header nominates, which are dropped
+/// with it (RFC 9110 section 7.6.1) — except the ones that frame the message, which the
+/// proxy itself reads. `Err` for more than [`MAX_NOMINATIONS`].
+pub struct Nominations<'a> {
+    names: [&'a [u8]; MAX_NOMINATIONS],
+    len: usize,
+}
+
+impl<'a> Nominations<'a> {
+    /// From the values of every `Connection` field.
+    pub fn parse(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Nominations<'a>, ()> {
+        let mut n = Nominations {
+            names: [&[][..]; MAX_NOMINATIONS],
+            len: 0,
+        };
+        for v in values {
+            for token in v.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                let framing = token.eq_ignore_ascii_case(b"content-length")
+                    || token.eq_ignore_ascii_case(b"transfer-encoding");
+                if token.is_empty() || framing {
+                    continue;
+                }
+                if n.len == MAX_NOMINATIONS {
+                    return Err(());
+                }
+                n.names[n.len] = token;
+                n.len += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether field `name` is nominated.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.names[..self.len]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
+    }
+
+    /// The nominated names.
+    pub fn names(&self) -> &[&'a [u8]] {
+        &self.names[..self.len]
+    }
+}
+
+/// A header value as forwarded: each obs-fold joined with one space and any other CR,
+/// LF or NUL made a space, as Pingora does (`pingora_http::header_value_from_raw`).
+pub fn push_value(out: &mut Vec<u8>, v: &[u8]) {
+    if v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        out.extend_from_slice(pingora::http::header_value_from_slice(v).as_bytes());
+    } else {
+        out.extend_from_slice(v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +237,14 @@ mod tests {
         }
         assert_eq!(classify(b"Transfer-Encoding"), Hdr::Framing);
         assert_eq!(classify(b"Accept"), Hdr::Other);
+        let n = Nominations::parse([&b"close, X-Foo"[..], b"keep-alive,content-length"]).unwrap();
+        assert_eq!(n.names(), [&b"close"[..], b"X-Foo", b"keep-alive"]);
+        assert!(n.contains(b"x-foo"));
+        assert!(!n.contains(b"Content-Length"));
+        let many = "a,".repeat(MAX_NOMINATIONS + 1);
+        assert!(Nominations::parse([many.as_bytes()]).is_err());
+        let mut out = Vec::new();
+        push_value(&mut out, b"a\r\n  b");
+        assert_eq!(out, b"a b");
     }
 }

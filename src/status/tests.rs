@@ -1,3 +1,5 @@
+//! Unit tests of the status host: pages, API shapes, the way back from a maintenance page.
+
 use std::path::Path;
 
 use super::*;
