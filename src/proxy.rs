@@ -418,7 +418,7 @@ fn strip_hop_by_hop(resp: &mut ResponseHeader) -> Result<()> {
         .map(|v| v.as_bytes());
     let nominated: Vec<Vec<u8>> = match forward::Nominations::parse(values) {
         Ok(n) => n.names().iter().map(|n| n.to_vec()).collect(),
-        Err(()) => {
+        Err(_) => {
             return Err(Error::explain(
                 ErrorType::InvalidHTTPHeader,
                 "upstream's Connection header nominates too many fields",

@@ -107,7 +107,8 @@ pub(super) fn response_head(
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("connection"))
             .map(|h| h.value),
-    )?;
+    )
+    .map_err(|_| ())?;
     let mut chunked = false;
     let mut te = false;
     let mut date = false;

@@ -142,15 +142,21 @@ pub fn is_hop_by_hop_response(name: &[u8]) -> bool {
 
 /// The fields an upstream response's `Connection` header nominates, which are dropped
 /// with it (RFC 9110 section 7.6.1) — except the ones that frame the message, which the
-/// proxy itself reads. `Err` for more than [`MAX_NOMINATIONS`].
+/// proxy itself reads.
 pub struct Nominations<'a> {
     names: [&'a [u8]; MAX_NOMINATIONS],
     len: usize,
 }
 
+/// A `Connection` header that nominates more than [`MAX_NOMINATIONS`] fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyNominations;
+
 impl<'a> Nominations<'a> {
     /// From the values of every `Connection` field.
-    pub fn parse(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Nominations<'a>, ()> {
+    pub fn parse(
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Nominations<'a>, TooManyNominations> {
         let mut n = Nominations {
             names: [&[][..]; MAX_NOMINATIONS],
             len: 0,
@@ -163,7 +169,7 @@ impl<'a> Nominations<'a> {
                     continue;
                 }
                 if n.len == MAX_NOMINATIONS {
-                    return Err(());
+                    return Err(TooManyNominations);
                 }
                 n.names[n.len] = token;
                 n.len += 1;
