@@ -91,6 +91,9 @@ pub enum Command {
     },
     /// Print the man page (roff) generated from this command line.
     Man,
+    /// Print an offramp config made from a Caddy config (a Caddyfile or Caddy's JSON).
+    #[command(subcommand)]
+    Import(crate::import::ImportCommand),
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Check => check(&cli.config),
+        Command::Import(cmd) => crate::import::run(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -379,6 +383,7 @@ fn request_for(cmd: &Command) -> Request {
         | Command::Serve
         | Command::Check
         | Command::Completions { .. }
+        | Command::Import(_)
         | Command::Man => Request {
             cmd: "reload".into(),
             ..Request::default()

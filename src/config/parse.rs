@@ -432,6 +432,23 @@ fn parse_status_page(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<Stat
     }
 }
 
+/// `code`: 302, 307 or 503 (in `[maintenance]` and on a site).
+fn parse_code(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<OfflineCode> {
+    match ctx.integer(key, v)? {
+        302 => Some(OfflineCode::Found),
+        307 => Some(OfflineCode::Temporary),
+        503 => Some(OfflineCode::Unavailable),
+        other => {
+            ctx.err(
+                &v.span(),
+                key,
+                format!("must be 302, 307 or 503, got {other}"),
+            );
+            None
+        }
+    }
+}
+
 fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenance {
     let mut m = Maintenance {
         status_page: None,
@@ -443,23 +460,7 @@ fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenance {
         let key = format!("maintenance.{name}");
         match name {
             "status_page" => m.status_page = parse_status_page(ctx, &key, v),
-            "code" => {
-                if let Some(c) = ctx.integer(&key, v) {
-                    m.code = match c {
-                        302 => OfflineCode::Found,
-                        307 => OfflineCode::Temporary,
-                        503 => OfflineCode::Unavailable,
-                        other => {
-                            ctx.err(
-                                &v.span(),
-                                &key,
-                                format!("must be 302, 307 or 503, got {other}"),
-                            );
-                            OfflineCode::Found
-                        }
-                    }
-                }
-            }
+            "code" => m.code = parse_code(ctx, &key, v).unwrap_or(OfflineCode::Found),
             "keep_uri" => m.keep_uri = ctx.boolean(&key, v).unwrap_or(true),
             _ => ctx.unknown(&key, &k.span(), MAINTENANCE_KEYS),
         }
@@ -473,6 +474,8 @@ const SITE_KEYS: &[&str] = &[
     "upstream",
     "state",
     "status_page",
+    "code",
+    "keep_uri",
     "connect_timeout",
     "read_timeout",
     "tls_verify",
@@ -502,6 +505,8 @@ fn parse_site(
         upstreams: Vec::new(),
         state: SiteState::Online,
         status_page: None,
+        code: None,
+        keep_uri: None,
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         read_timeout: DEFAULT_READ_TIMEOUT,
         tls_verify: true,
@@ -575,6 +580,8 @@ fn parse_site(
                 }
             }
             "status_page" => site.status_page = parse_status_page(ctx, &key, v),
+            "code" => site.code = parse_code(ctx, &key, v),
+            "keep_uri" => site.keep_uri = ctx.boolean(&key, v),
             "connect_timeout" | "read_timeout" => {
                 if let Some(d) = ctx.duration(&key, v) {
                     if d.is_zero() {
@@ -948,9 +955,10 @@ fn check_whole(
             "the state file and the control socket must be different paths",
         );
     }
-    if maintenance.code != OfflineCode::Unavailable && maintenance.status_page.is_none() {
+    if maintenance.status_page.is_none() {
         for (i, (site, spans)) in sites.iter().enumerate() {
-            if site.status_page.is_none() {
+            let code = site.code.unwrap_or(maintenance.code);
+            if code != OfflineCode::Unavailable && site.status_page.is_none() {
                 ctx.err(
                     &spans.table,
                     &format!("site[{}]", i + 1),
