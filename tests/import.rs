@@ -5,13 +5,13 @@
 //! Needs Debian's `caddy` for the JSON half (`.ci/deps` installs it); without it the
 //! JSON tests say so and pass, except in CI (`CI=true`), where a missing caddy fails.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_offramp")
-}
+use common::{bin, Offramp, TestOrigin};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -546,4 +546,59 @@ fn a_caddyfile_with_no_site_imports_nothing() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("nothing to import"));
+    assert!(out.stdout.is_empty());
+    write(
+        dir.path(),
+        "Caddyfile",
+        b":8080 {\n  reverse_proxy 10.0.0.1\n}\n{$DOMAIN} {\n  reverse_proxy 10.0.0.2\n}\n",
+    );
+    let out = run(&["import", "caddyfile", "Caddyfile"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Caddyfile:1: address :8080 names no host"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Caddyfile:4: environment placeholder in \"{$DOMAIN}\" left as is"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_imported_config_serves_its_sites_with_their_own_redirect_code() {
+    let origin = TestOrigin::start("blog");
+    let dir = tmp();
+    let f = write(
+        dir.path(),
+        "Caddyfile",
+        format!(
+            "blog.example {{\n  reverse_proxy {}\n}}\nshop.example {{\n  encode gzip\n  redir https://status.example.com/shop{{uri}} 307\n}}\n",
+            origin.addr
+        )
+        .as_bytes(),
+    );
+    let up = format!("shop={}", origin.addr);
+    let (config, _) = import("caddyfile", &f, &["--upstream", &up, "--check"]);
+    // Only the listener and the daemon's paths change for the test.
+    let config = config.replace(
+        "http = [\"0.0.0.0:80\"]",
+        "http = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ngrace = \"2s\"",
+    );
+    assert!(config.contains("code = 307"), "{config}");
+    let o = Offramp::start(&config);
+    let r = o.get("blog.example", "/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = o.get("shop.example", "/cart?id=7");
+    assert_eq!(
+        r.status, 307,
+        "the site's own code, not [maintenance] code = 302"
+    );
+    assert_eq!(
+        r.header("location"),
+        Some("https://status.example.com/shop/cart?id=7")
+    );
+    // Flipped online, the upstream from --upstream serves it.
+    o.cli(&["online", "shop"]).ok();
+    assert_eq!(o.get("shop.example", "/").status, 200);
 }

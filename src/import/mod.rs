@@ -159,6 +159,14 @@ pub fn run(cmd: &ImportCommand) -> ExitCode {
         }
     };
     let plan = mapping::map(source, &args.upstreams);
+    if plan.sites.is_empty() {
+        eprint!("{}", emit::summary(&plan));
+        eprintln!(
+            "offramp: nothing to import: {} has no site with a host name",
+            plan.path
+        );
+        return ExitCode::from(1);
+    }
     let text = emit::toml(&plan);
     {
         use std::io::Write as _;
@@ -171,10 +179,6 @@ pub fn run(cmd: &ImportCommand) -> ExitCode {
         }
     }
     eprint!("{}", emit::summary(&plan));
-    if plan.sites.is_empty() {
-        eprintln!("offramp: nothing to import: no site block was found");
-        return ExitCode::from(1);
-    }
     if args.check {
         return check(&plan, &text);
     }
