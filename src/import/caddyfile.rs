@@ -161,10 +161,7 @@ fn directive(s: &mut SourceSite, d: &Directive) {
                     b.args.first().map_or("", |t| t.text.as_str())
                 )
             });
-            s.note(
-                &at,
-                format!("tls {args}{}: {NO_ACME}", dns.unwrap_or_default()),
-            );
+            s.note(&at, format!("{line}{}: {NO_ACME}", dns.unwrap_or_default()));
         }
         "respond" => s.note(
             &at,
@@ -323,5 +320,94 @@ fn describe_log(d: &Directive) -> String {
         "log".to_string()
     } else {
         format!("log {}", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lexer::tokenize;
+    use super::*;
+
+    fn one(text: &str) -> SourceSite {
+        let tokens = tokenize(text, Path::new("Caddyfile")).unwrap();
+        site(&parse(&tokens).unwrap().sites[0])
+    }
+
+    fn notes(s: &SourceSite) -> Vec<String> {
+        s.notes
+            .iter()
+            .map(|n| format!("{}: {}", n.from, n.what))
+            .collect()
+    }
+
+    #[test]
+    fn reverse_proxy_with_to_and_a_tls_transport() {
+        let s = one("a.example {\n reverse_proxy {\n  to 10.0.0.1:8443 10.0.0.2:8443\n  lb_policy first\n  transport http {\n   tls\n   keepalive 30s\n  }\n }\n}\n");
+        let ups: Vec<&str> = s.upstreams.iter().map(|u| u.value.as_str()).collect();
+        assert_eq!(ups, vec!["https://10.0.0.1:8443", "https://10.0.0.2:8443"]);
+        assert_eq!(s.tls_verify, None);
+        let n = notes(&s);
+        assert!(
+            n.contains(&"Caddyfile:4: reverse_proxy lb_policy first: not carried".to_string()),
+            "{n:?}"
+        );
+        assert!(
+            n.contains(&"Caddyfile:7: transport http keepalive: not carried".to_string()),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn matchers_and_second_proxies_are_reported() {
+        let s = one("a.example {\n reverse_proxy /api/* 10.0.0.9\n reverse_proxy 10.0.0.1\n reverse_proxy 10.0.0.2\n redir /old /new\n}\n");
+        assert_eq!(s.upstreams.len(), 1);
+        assert_eq!(s.upstreams[0].value, "http://10.0.0.1");
+        let n = notes(&s).join("\n");
+        assert!(n.contains("Caddyfile:2: reverse_proxy /api/*"), "{n}");
+        assert!(n.contains("Caddyfile:4: a second reverse_proxy"), "{n}");
+        assert!(
+            n.contains("Caddyfile:5: redir /old /new: a redirect of some paths only"),
+            "{n}"
+        );
+        assert!(s.redirect.is_none());
+    }
+
+    #[test]
+    fn redirect_codes() {
+        for (code, want) in [
+            ("", Some(302)),
+            (" temporary", Some(302)),
+            (" 307", Some(307)),
+            (" permanent", None),
+            (" 308", None),
+            (" html", None),
+        ] {
+            let s = one(&format!(
+                "a.example {{\n redir https://s.example{{uri}}{code}\n}}\n"
+            ));
+            let r = s.redirect.expect("a redirect");
+            assert_eq!(r.code, want, "{code}");
+            assert!(r.keep_uri);
+        }
+    }
+
+    #[test]
+    fn tls_dns_log_encode_header_respond_and_unknown() {
+        let s = one("a.example {\n tls {\n  dns cloudflare {env.CF}\n }\n log {\n  output file /var/log/a.log {\n   roll_size 10MiB\n   roll_keep 7\n  }\n  format json\n }\n encode zstd gzip\n header X-A b\n respond \"hi\" 200\n file_server\n @api path /api/*\n}\n");
+        let n = notes(&s).join("\n");
+        assert!(n.contains("Caddyfile:2: tls (DNS challenge: dns cloudflare): automatic certificates (offramp has no [acme] yet"), "{n}");
+        assert!(n.contains("Caddyfile:5: per-site log file (offramp has no per-site log key yet): log output file /var/log/a.log (roll_size 10MiB, roll_keep 7); format json"), "{n}");
+        assert!(
+            n.contains(
+                "Caddyfile:12: compression (offramp has no compress key yet): encode zstd gzip"
+            ),
+            "{n}"
+        );
+        assert!(n.contains("Caddyfile:13: header X-A b"), "{n}");
+        assert!(n.contains("Caddyfile:14: respond hi 200"), "{n}");
+        assert!(n.contains("Caddyfile:16: named matcher @api"), "{n}");
+        let unknown: Vec<_> = s.notes.iter().filter(|n| !n.understood).collect();
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].what, "directive file_server");
     }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::glob::glob_match;
 use super::lexer::{tokenize, Token, Via};
 use super::model::Note;
 use super::{read_text, ImportError};
@@ -109,6 +110,16 @@ impl Expander {
             (name.text.clone(), body.clone())
         } else {
             let files = self.files(at, &name.text)?;
+            if files.is_empty() {
+                self.notes.push(Note {
+                    from: at.loc.to_string(),
+                    what: format!(
+                        "import {}: no file matches (as in Caddy, nothing is imported)",
+                        name.text
+                    ),
+                    understood: true,
+                });
+            }
             let mut body = Vec::new();
             for f in &files {
                 let key = canonical(f);
@@ -310,40 +321,6 @@ fn fill_args(s: &str, args: &[String]) -> Result<String, String> {
     Ok(out)
 }
 
-/// Shell-style wildcard match of one file name: `*`, `?`, `[abc]`, `[a-z]`.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|&c| c == ']') else {
-                    return n.first() == Some(&'[') && go(&p[1..], &n[1..]);
-                };
-                let Some(&c) = n.first() else { return false };
-                let set = &p[1..end];
-                let mut hit = false;
-                let mut k = 0;
-                while k < set.len() {
-                    if k + 2 < set.len() && set[k + 1] == '-' {
-                        hit |= set[k] <= c && c <= set[k + 2];
-                        k += 3;
-                    } else {
-                        hit |= set[k] == c;
-                        k += 1;
-                    }
-                }
-                hit && go(&p[end + 1..], &n[1..])
-            }
-            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
-        }
-    }
-    go(&p, &n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,16 +406,6 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        assert!(glob_match("*.caddy", "a.caddy"));
-        assert!(!glob_match("*.caddy", "a.caddyx"));
-        assert!(glob_match("site?.conf", "site1.conf"));
-        assert!(glob_match("[ab]*", "b1"));
-        assert!(glob_match("[a-c]", "b"));
-        assert!(!glob_match("[a-c]", "d"));
-    }
-
-    #[test]
     fn fill_args_leaves_other_braces() {
         assert_eq!(
             fill_args("{args}{args.x}{uri}", &[]).unwrap(),
@@ -448,5 +415,58 @@ mod tests {
             fill_args("{args[0]}-{args.1}", &["a".into(), "b".into()]).unwrap(),
             "a-b"
         );
+    }
+
+    /// Words Caddyfiles are made of, including every one the tokenizer, the expander
+    /// or the parser treats specially.
+    fn piece() -> impl proptest::strategy::Strategy<Value = &'static str> {
+        proptest::sample::select(vec![
+            "{",
+            "}",
+            "\"",
+            "`",
+            "\\",
+            "#",
+            "\n",
+            " ",
+            "\t",
+            "\r",
+            "<<EOF",
+            "EOF",
+            "(s)",
+            "import",
+            "s",
+            "{args.0}",
+            "{args[1]}",
+            "{args[:]}",
+            "{$X}",
+            "a.example",
+            ",",
+            "reverse_proxy",
+            "redir",
+            "10.0.0.1:80",
+            "https://x{uri}",
+            "é",
+        ])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 512, ..Default::default() })]
+        #[test]
+        fn any_text_gives_tokens_or_an_error_with_a_line(pieces in proptest::collection::vec(piece(), 0..60)) {
+            let text: String = pieces.concat();
+            let lines = text.lines().count().max(1) + 1;
+            match tokenize(&text, Path::new("/nonexistent/Caddyfile")) {
+                Err(ImportError::Syntax { loc, .. }) => proptest::prop_assert!(loc.line >= 1 && loc.line <= lines),
+                Err(e) => proptest::prop_assert!(false, "{e}"),
+                Ok(tokens) => {
+                    let mut ex = Expander::default();
+                    let mut out = Vec::new();
+                    if ex.expand(tokens, &mut out).is_ok() {
+                        let _ = super::super::parse::parse(&out);
+                    }
+                }
+            }
+        }
     }
 }

@@ -77,8 +77,16 @@ pub fn map(source: Source, upstreams: &[(String, String)]) -> Plan {
     name_sites(&mut sites);
     let mut used = HashSet::new();
     for s in &mut sites {
-        if let Some((name, url)) = upstreams.iter().find(|(n, _)| *n == s.name) {
-            used.insert(name.clone());
+        let given: Vec<Found<String>> = upstreams
+            .iter()
+            .filter(|(n, _)| *n == s.name)
+            .map(|(n, url)| Found {
+                value: url.clone(),
+                from: format!("--upstream {n}={url}"),
+            })
+            .collect();
+        if !given.is_empty() {
+            used.insert(s.name.clone());
             if !s.upstreams.is_empty() {
                 s.notes.push(Note {
                     from: "--upstream".into(),
@@ -89,10 +97,7 @@ pub fn map(source: Source, upstreams: &[(String, String)]) -> Plan {
                     understood: true,
                 });
             }
-            s.upstreams = vec![Found {
-                value: url.clone(),
-                from: format!("--upstream {name}={url}"),
-            }];
+            s.upstreams = given;
             s.left_out = None;
         }
         if s.upstreams.is_empty() && s.left_out.is_none() {
@@ -102,7 +107,13 @@ pub fn map(source: Source, upstreams: &[(String, String)]) -> Plan {
             ));
         }
     }
-    for (name, _) in upstreams.iter().filter(|(n, _)| !used.contains(n)) {
+    let mut unknown: Vec<&String> = upstreams
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !used.contains(*n))
+        .collect();
+    unknown.dedup();
+    for name in unknown {
         notes.push(Note {
             from: "--upstream".into(),
             what: format!("no site is named {name} (sites: {})", names(&sites)),

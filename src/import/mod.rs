@@ -2,14 +2,15 @@
 //! config (CONTRACT section 14).
 //!
 //! Owns the command and the path from a Caddy file to TOML text: `lexer` (words),
-//! `expand` (snippets and `import`), `parse` (Caddyfile blocks), `caddyfile` and `json`
-//! (each source onto the common `model`), `mapping` (Caddy sites → offramp sites),
-//! `emit` (the TOML text and the summary). Validation of the result is the config
+//! `expand` (snippets and `import`, with `glob`), `parse` (Caddyfile blocks),
+//! `caddyfile` and `json` (each source onto the common `model`), `mapping` (Caddy
+//! sites → offramp sites), `emit` (the TOML text and the summary). Validation of the result is the config
 //! parser's (`--check` calls it); nothing here is used by the proxy.
 
 mod caddyfile;
 mod emit;
 mod expand;
+mod glob;
 mod json;
 mod lexer;
 mod mapping;
