@@ -16,7 +16,7 @@ fn q(s: &str) -> String {
 
 /// `key = value` padded, then `# comment`.
 fn line(out: &mut String, prefix: &str, kv: &str, comment: &str) {
-    let _ = writeln!(out, "{prefix}{kv:<44} # {comment}");
+    let _ = writeln!(out, "{prefix}{kv:<44} # {}", one_line(comment));
 }
 
 /// The config text.

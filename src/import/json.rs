@@ -11,8 +11,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::model::{
-    redirect_target, upstream_url, Address, Found, Note, Redirect, Source, SourceSite, NO_ACME,
-    NO_COMPRESS, NO_LOG,
+    redirect_target, site_address, upstream_url, Address, Found, Note, Redirect, Source,
+    SourceSite, NO_ACME, NO_COMPRESS, NO_LOG,
 };
 use super::{read_text, ImportError};
 
@@ -155,15 +155,20 @@ fn http(source: &mut Source, app: &Value, root: &Value) {
                 note(&mut source.notes, &rat, "a route without a host matcher (Caddy serves it for any host): offramp sites need host names".into());
                 continue;
             }
-            let addresses: Vec<Address> = hosts
-                .iter()
-                .map(|h| Address {
-                    host: h.to_ascii_lowercase(),
-                    port,
-                    scheme: scheme.clone(),
-                    from: format!("{rat}.match"),
-                })
-                .collect();
+            let mut addresses: Vec<Address> = Vec::new();
+            for h in &hosts {
+                match site_address(h, &format!("{rat}.match")) {
+                    Ok(a) => addresses.push(Address {
+                        port,
+                        scheme: scheme.clone(),
+                        ..a
+                    }),
+                    Err(e) => note(&mut source.notes, &format!("{rat}.match"), e),
+                }
+            }
+            if addresses.is_empty() {
+                continue;
+            }
             let key = route
                 .get("handle")
                 .map(Value::to_string)

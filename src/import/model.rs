@@ -179,6 +179,12 @@ pub fn site_address(s: &str, from: &str) -> Result<Address, String> {
             "address {s}: placeholder left as is, not a host name"
         ));
     }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._*".contains(&b))
+    {
+        return Err(format!("address {s:?}: not a host name offramp can match"));
+    }
     Ok(Address {
         host: host.to_ascii_lowercase(),
         port,
@@ -246,6 +252,8 @@ mod tests {
         assert_eq!(a.scheme.as_deref(), Some("http"));
         assert!(site_address(":8080", "f:1").is_err());
         assert!(site_address("a.example/api", "f:1").is_err());
+        assert!(site_address("a\nb.example", "f:1").is_err());
+        assert!(site_address("*.Wild.example", "f:1").is_ok());
     }
 
     #[test]
