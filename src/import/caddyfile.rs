@@ -35,19 +35,18 @@ pub fn read(path: &Path) -> Result<Source, ImportError> {
     Ok(source)
 }
 
-/// `file:line`, and the import it came through.
+/// `file:line`, and the imports it came through, innermost first.
 fn from(t: &Token) -> String {
-    match &t.via {
-        Some(v) => format!("{} via import {} at {}", t.loc, v.name, outermost(v)),
-        None => t.loc.to_string(),
+    let mut out = t.loc.to_string();
+    let mut via = t.via.as_deref();
+    let mut first = true;
+    while let Some(v) = via {
+        out.push_str(if first { " via " } else { ", " });
+        out.push_str(&format!("import {} at {}", v.name, v.loc));
+        first = false;
+        via = v.parent.as_deref();
     }
-}
-
-fn outermost(v: &super::lexer::Via) -> String {
-    match &v.parent {
-        Some(p) => outermost(p),
-        None => v.loc.to_string(),
-    }
+    out
 }
 
 fn global_option(source: &mut Source, d: &Directive) {
