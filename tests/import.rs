@@ -481,3 +481,41 @@ fn an_imported_config_serves_its_sites_with_their_own_redirect_code() {
     o.cli(&["online", "shop"]).ok();
     assert_eq!(o.get("shop.example", "/").status, 200);
 }
+
+#[test]
+fn a_file_import_takes_arguments_and_a_missing_file_is_an_error() {
+    let dir = tmp();
+    std::fs::create_dir(dir.path().join("snippets")).expect("mkdir");
+    write(
+        &dir.path().join("snippets"),
+        "site.caddy",
+        b"{args.0}.example {\n  reverse_proxy {args.1}\n}\n",
+    );
+    let f = write(
+        dir.path(),
+        "Caddyfile",
+        b"import snippets/site.caddy blog 10.0.0.1:2368\nimport snippets/none-*.caddy\n",
+    );
+    let (config, summary) = import("caddyfile", &f, &[]);
+    let s = sites(&config);
+    assert_eq!(s["blog"].hosts, vec!["blog.example"]);
+    assert_eq!(s["blog"].upstreams, vec!["http://10.0.0.1:2368"]);
+    assert!(
+        config.contains("snippets/site.caddy:2 via import snippets/site.caddy at Caddyfile:1"),
+        "{config}"
+    );
+    assert!(
+        summary.contains("Caddyfile:2: import snippets/none-*.caddy: no file matches"),
+        "{summary}"
+    );
+    let f = write(
+        dir.path(),
+        "Caddyfile",
+        b"a.example {\n  reverse_proxy 10.0.0.1\n}\nimport missing.caddy\n",
+    );
+    let err = import_fails("caddyfile", &f);
+    assert!(
+        err.contains("Caddyfile:4: import missing.caddy: no snippet (missing.caddy)"),
+        "{err}"
+    );
+}
