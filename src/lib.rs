@@ -15,6 +15,7 @@ pub mod demo;
 pub mod duration;
 pub mod fast;
 pub mod guard;
+pub mod import;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

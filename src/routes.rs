@@ -195,9 +195,9 @@ fn site_route(config: &Config, site: &Site) -> SiteRoute {
         name,
         peers,
         next: AtomicUsize::new(0),
-        code: config.maintenance.code,
+        code: site.code.unwrap_or(config.maintenance.code),
         status_url,
-        keep_uri: config.maintenance.keep_uri,
+        keep_uri: site.keep_uri.unwrap_or(config.maintenance.keep_uri),
         builtin,
     }
 }

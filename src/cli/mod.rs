@@ -93,6 +93,9 @@ pub enum Command {
     },
     /// Print the man page (roff) generated from this command line.
     Man,
+    /// Print an offramp config made from a Caddy config (a Caddyfile or Caddy's JSON).
+    #[command(subcommand)]
+    Import(crate::import::ImportCommand),
 }
 
 // Which sites a flip or reset touches: names, or `--all`.
@@ -163,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Check => check::run(&cli.config),
         Command::Completions { shell } => generate::completions(*shell),
         Command::Man => generate::man(),
+        Command::Import(cmd) => crate::import::run(cmd),
         _ => {
             let explicit = matches.value_source("config") == Some(ValueSource::CommandLine);
             remote::run(&cli, explicit)

@@ -28,7 +28,10 @@ pub(super) fn run(cli: &Cli, explicit_config: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let req = request_for(&cli.command);
+    let Some(req) = request_for(&cli.command) else {
+        eprintln!("offramp: this command does not talk to the daemon");
+        return ExitCode::from(1);
+    };
     let reply = match call(&socket.path, &req, cli.timeout) {
         Ok(v) => v,
         Err(e) => {
@@ -63,9 +66,11 @@ pub(super) fn run(cli: &Cli, explicit_config: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn request_for(cmd: &Command) -> Request {
+/// The control request of a command that talks to the daemon; `None` for the others
+/// (which `cli::main` runs itself), so that no command can turn into another.
+fn request_for(cmd: &Command) -> Option<Request> {
     let target = |t: &TargetArgs| (t.sites.clone(), t.all);
-    match cmd {
+    Some(match cmd {
         Command::Status { sites, .. } => Request {
             cmd: "status".into(),
             sites: sites.clone(),
@@ -104,15 +109,16 @@ fn request_for(cmd: &Command) -> Request {
                 ..Request::default()
             }
         }
-        Command::Reload
-        | Command::Serve
-        | Command::Check
-        | Command::Completions { .. }
-        | Command::Man => Request {
+        Command::Reload => Request {
             cmd: "reload".into(),
             ..Request::default()
         },
-    }
+        Command::Serve
+        | Command::Check
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Import(_) => return None,
+    })
 }
 
 /// A refusal message from the daemon made one line: lines joined, control characters

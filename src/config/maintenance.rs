@@ -36,26 +36,27 @@ pub(super) fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenan
         let key = format!("maintenance.{name}");
         match name {
             "status_page" => m.status_page = parse_status_page(ctx, &key, v),
-            "code" => {
-                if let Some(c) = ctx.integer(&key, v) {
-                    m.code = match c {
-                        302 => OfflineCode::Found,
-                        307 => OfflineCode::Temporary,
-                        503 => OfflineCode::Unavailable,
-                        other => {
-                            ctx.err(
-                                &v.span(),
-                                &key,
-                                format!("must be 302, 307 or 503, got {other}"),
-                            );
-                            OfflineCode::Found
-                        }
-                    }
-                }
-            }
+            "code" => m.code = parse_code(ctx, &key, v).unwrap_or(OfflineCode::Found),
             "keep_uri" => m.keep_uri = ctx.boolean(&key, v).unwrap_or(true),
             _ => ctx.unknown(&key, &k.span(), MAINTENANCE_KEYS),
         }
     }
     m
+}
+
+/// `code`: 302, 307 or 503 (in `[maintenance]` and on a site).
+pub(super) fn parse_code(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<OfflineCode> {
+    match ctx.integer(key, v)? {
+        302 => Some(OfflineCode::Found),
+        307 => Some(OfflineCode::Temporary),
+        503 => Some(OfflineCode::Unavailable),
+        other => {
+            ctx.err(
+                &v.span(),
+                key,
+                format!("must be 302, 307 or 503, got {other}"),
+            );
+            None
+        }
+    }
 }

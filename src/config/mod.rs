@@ -148,6 +148,10 @@ pub struct Site {
     pub upstreams: Vec<Upstream>,
     pub state: SiteState,
     pub status_page: Option<StatusPage>,
+    /// Overrides `[maintenance] code` for this site.
+    pub code: Option<OfflineCode>,
+    /// Overrides `[maintenance] keep_uri` for this site.
+    pub keep_uri: Option<bool>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub tls_verify: bool,

@@ -20,6 +20,8 @@ const SITE_KEYS: &[&str] = &[
     "upstream",
     "state",
     "status_page",
+    "code",
+    "keep_uri",
     "connect_timeout",
     "read_timeout",
     "tls_verify",
@@ -50,6 +52,8 @@ pub(super) fn parse_site(
         upstreams: Vec::new(),
         state: SiteState::Online,
         status_page: None,
+        code: None,
+        keep_uri: None,
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         read_timeout: DEFAULT_READ_TIMEOUT,
         tls_verify: true,
@@ -123,6 +127,8 @@ pub(super) fn parse_site(
                 }
             }
             "status_page" => site.status_page = parse_status_page(ctx, &key, v),
+            "code" => site.code = super::maintenance::parse_code(ctx, &key, v),
+            "keep_uri" => site.keep_uri = ctx.boolean(&key, v),
             "connect_timeout" | "read_timeout" => {
                 if let Some(d) = ctx.duration(&key, v) {
                     if d.is_zero() {

@@ -377,3 +377,41 @@ fn status_url_is_a_public_origin_of_a_status_host() {
     let text = "[server]\nhttp = \"127.0.0.1:1\"\n[maintenance]\ncode = 503\n[status]\nurl = \"https://status.example\"\nhosts = [\"status.example\"]\n";
     assert!(parse(text).is_ok());
 }
+
+#[test]
+fn a_site_overrides_code_and_keep_uri() {
+    let text = r#"
+[server]
+http = "127.0.0.1:8080"
+[maintenance]
+status_page = "https://status.example.com"
+[[site]]
+name = "shop"
+hosts = "shop.example"
+upstream = "http://127.0.0.1:9000"
+code = 307
+keep_uri = false
+[[site]]
+name = "blog"
+hosts = "blog.example"
+upstream = "http://127.0.0.1:9001"
+"#;
+    let c = parse(text).expect("valid");
+    assert_eq!(c.sites[0].code, Some(OfflineCode::Temporary));
+    assert_eq!(c.sites[0].keep_uri, Some(false));
+    assert_eq!(c.sites[1].code, None);
+    assert_eq!(c.sites[1].keep_uri, None);
+    let bad = text
+        .replace("code = 307", "code = 301")
+        .replace("keep_uri = false", "keep_uri = 1");
+    let errs = errors(&bad);
+    assert_eq!(
+        at(&errs, "site[1].code"),
+        vec![(10, "must be 302, 307 or 503, got 301".to_string())]
+    );
+    assert_eq!(at(&errs, "site[1].keep_uri").len(), 1);
+    // A site answering 503 needs no status page, even when [maintenance] redirects.
+    let own = "[server]\nhttp = \"127.0.0.1:8080\"\n[[site]]\nname = \"a\"\nhosts = \"a.example\"\nupstream = \"http://127.0.0.1:9000\"\ncode = 503\n";
+    assert!(parse(own).is_ok());
+    assert!(parse(&own.replace("503", "302")).is_err());
+}

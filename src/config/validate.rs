@@ -107,9 +107,10 @@ pub(super) fn check_whole(
             "the state file and the control socket must be different paths",
         );
     }
-    if maintenance.code != OfflineCode::Unavailable && maintenance.status_page.is_none() {
+    if maintenance.status_page.is_none() {
         for (i, (site, spans)) in sites.iter().enumerate() {
-            if site.status_page.is_none() {
+            let code = site.code.unwrap_or(maintenance.code);
+            if code != OfflineCode::Unavailable && site.status_page.is_none() {
                 ctx.err(
                     &spans.table,
                     &format!("site[{}]", i + 1),
