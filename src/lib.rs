@@ -19,6 +19,7 @@ pub mod import;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod platform;
 pub mod proxy;
 pub mod reply;
 pub mod request;

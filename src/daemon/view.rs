@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use time::OffsetDateTime;
 
 use super::{decide, Inner};
+use crate::config::SiteState;
+use crate::platform::{ComponentStatus, ComponentView, PlatformView};
 use crate::snapshot::{Effective, Snapshot};
 use crate::status::{SiteView, View};
 
@@ -25,6 +27,22 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
         sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason));
     }
     let status = inner.config.status.as_ref();
+    // Until the platform's store feeds it: every site as a component, under
+    // maintenance while offline.
+    let components = sites
+        .iter()
+        .map(|s| ComponentView {
+            name: s.name.clone(),
+            description: None,
+            group: None,
+            site: true,
+            status: match s.state {
+                SiteState::Online => ComponentStatus::Operational,
+                SiteState::Offline => ComponentStatus::UnderMaintenance,
+            },
+        })
+        .collect();
+    let platform = Arc::new(PlatformView::empty(components, t));
     let view = View {
         title: status.map_or_else(|| "Status".to_string(), |s| s.title.clone()),
         links: status.map(|s| s.links.clone()).unwrap_or_default(),
@@ -38,6 +56,7 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
             .cloned()
             .collect(),
         updated_at: t,
+        platform,
     };
     Snapshot {
         table: inner.table.clone(),

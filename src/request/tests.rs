@@ -53,6 +53,10 @@ fn snapshot(redirect_https: bool) -> Snapshot {
             .collect(),
         history: vec![],
         updated_at: OffsetDateTime::UNIX_EPOCH,
+        platform: Arc::new(crate::platform::PlatformView::empty(
+            vec![],
+            OffsetDateTime::UNIX_EPOCH,
+        )),
     };
     Snapshot {
         table: Arc::new(table),

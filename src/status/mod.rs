@@ -118,6 +118,8 @@ pub struct View {
     pub history: Vec<HistoryEvent>,
     /// When this view was built (the last change of anything it shows).
     pub updated_at: OffsetDateTime,
+    /// Components, incidents and maintenance (section 9), as of this snapshot.
+    pub platform: std::sync::Arc<crate::platform::PlatformView>,
 }
 
 /// Content-Security-Policy of the status host's HTML pages: their own script only.

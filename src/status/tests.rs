@@ -1,6 +1,7 @@
 //! Unit tests of the status host: pages, API shapes, the way back from a maintenance page.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::*;
 use crate::config::Config;
@@ -40,6 +41,10 @@ fn view(cloud: SiteState) -> View {
         ],
         history: vec![],
         updated_at: OffsetDateTime::UNIX_EPOCH,
+        platform: Arc::new(crate::platform::PlatformView::empty(
+            vec![],
+            OffsetDateTime::UNIX_EPOCH,
+        )),
     }
 }
 
