@@ -12,6 +12,7 @@
 //! overrides is `state`'s; serving the snapshot is the data path's.
 
 mod flips;
+mod platform;
 mod reload;
 mod report;
 mod view;
@@ -38,6 +39,8 @@ struct Inner {
     state: StateData,
     state_path: PathBuf,
     last_reload: Option<ReloadStatus>,
+    /// The automatic maintenance windows known (from the store), in force or not.
+    windows: Vec<crate::platform::Window>,
 }
 
 /// The daemon core; shared by the control socket, the reloader and the expiry timer.
@@ -140,6 +143,7 @@ impl Daemon {
             state: data,
             state_path,
             last_reload: None,
+            windows: Vec::new(),
         };
         if let Err(e) = state::save(&inner.state_path, &inner.state) {
             tracing::error!("{e}; runtime flips will be refused until it can be written");
