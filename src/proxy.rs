@@ -207,7 +207,7 @@ impl ProxyHttp for Proxy {
         let decision = crate::request::decide(&snap, &facts);
         ctx.site = decision.site();
         ctx.outcome = decision.outcome();
-        let reply = crate::request::answer(&snap, &facts, &decision);
+        let reply = crate::request::answer(&snap, &facts, decision);
         ctx.snap = Some(snap);
         match reply {
             Some(reply) => {

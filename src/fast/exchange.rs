@@ -75,14 +75,30 @@ pub(super) fn response_head(
     let mut headers =
         [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_RESPONSE_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
-    let len = match forward::response_parser().parse_response_with_uninit_headers(
+    // First without obs-fold, which nearly no upstream sends: values then hold no CR
+    // or LF and are copied as they are. A head that fails is read again the way
+    // Pingora reads it (folds allowed), and its values are normalised.
+    let strict = forward::unfolded_response_parser().parse_response_with_uninit_headers(
         &mut resp,
         ubuf,
         &mut headers,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
+    );
+    let mut headers2 =
+        [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp2 = httparse::Response::new(&mut []);
+    let (resp, len, folded) = match strict {
+        Ok(httparse::Status::Complete(n)) => (resp, n, false),
         Ok(httparse::Status::Partial) if ubuf.len() < MAX_RESPONSE_HEAD => return Ok(None),
-        _ => return Err(()),
+        Ok(httparse::Status::Partial) => return Err(()),
+        Err(_) => match forward::response_parser().parse_response_with_uninit_headers(
+            &mut resp2,
+            ubuf,
+            &mut headers2,
+        ) {
+            Ok(httparse::Status::Complete(n)) => (resp2, n, true),
+            Ok(httparse::Status::Partial) if ubuf.len() < MAX_RESPONSE_HEAD => return Ok(None),
+            _ => return Err(()),
+        },
     };
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Err(());
@@ -91,30 +107,19 @@ pub(super) fn response_head(
         return Err(());
     }
     let mut reusable = version == 1;
-    let length = forward::content_length(
-        resp.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .map(|h| h.value),
-    );
-    let repeated = matches!(length, Length::Repeated(_));
-    let length = match length {
-        Length::Invalid => return Err(()),
-        l => l.value(),
-    };
-    let nominated = forward::Nominations::parse(
-        resp.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .map(|h| h.value),
-    )
-    .map_err(|_| ())?;
     let mut chunked = false;
     let mut te = false;
     let mut date = false;
+    // One pass over the fields: the first Content-Length and Connection are kept, and
+    // the fields are walked again for them only when there are several.
+    let (mut lengths, mut first_length) = (0usize, None);
+    let (mut connections, mut first_connection) = (0usize, None);
     for h in resp.headers.iter() {
         let n = h.name.as_bytes();
-        if n.eq_ignore_ascii_case(b"transfer-encoding") {
+        if n.eq_ignore_ascii_case(b"content-length") {
+            lengths += 1;
+            first_length = first_length.or(Some(h.value));
+        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             te = true;
             chunked = h
                 .value
@@ -122,6 +127,8 @@ pub(super) fn response_head(
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if n.eq_ignore_ascii_case(b"connection") {
+            connections += 1;
+            first_connection = first_connection.or(Some(h.value));
             if h.value
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
@@ -132,6 +139,28 @@ pub(super) fn response_head(
             date = true;
         }
     }
+    let fields = |name: &'static str| {
+        resp.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let length = if lengths > 1 {
+        forward::content_length(fields("content-length"))
+    } else {
+        forward::content_length(first_length)
+    };
+    let repeated = matches!(length, Length::Repeated(_));
+    let length = match length {
+        Length::Invalid => return Err(()),
+        l => l.value(),
+    };
+    let nominated = if connections > 1 {
+        forward::Nominations::parse(fields("connection"))
+    } else {
+        forward::Nominations::parse(first_connection)
+    }
+    .map_err(|_| ())?;
     let framing = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
         Framing::Empty
     } else if te {
@@ -178,7 +207,11 @@ pub(super) fn response_head(
             _ => {
                 out.extend_from_slice(n);
                 out.extend_from_slice(b": ");
-                forward::push_value(out, h.value);
+                if folded {
+                    forward::push_value(out, h.value);
+                } else {
+                    out.extend_from_slice(h.value);
+                }
                 out.extend_from_slice(b"\r\n");
             }
         }

@@ -150,7 +150,7 @@ impl FastPath {
             Decision::BadHost => return Plan::Fallback,
             Decision::Proxy { site } => site,
             other => {
-                let Some(reply) = crate::request::answer(&done.snap, &facts, &other) else {
+                let Some(reply) = crate::request::answer(&done.snap, &facts, other) else {
                     return Plan::Fallback;
                 };
                 done.status = reply.status;

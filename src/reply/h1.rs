@@ -16,6 +16,7 @@ pub const TOO_LARGE_431: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Appends a status line: `HTTP/1.1 200 OK\r\n` (`reason` `None`: the canonical one).
+#[inline(always)]
 pub fn status_line(out: &mut Vec<u8>, status: u16, reason: Option<&[u8]>) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, usize::from(status));
@@ -34,6 +35,7 @@ pub fn status_line(out: &mut Vec<u8>, status: u16, reason: Option<&[u8]>) {
 }
 
 /// Appends one header field.
+#[inline(always)]
 pub fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -42,6 +44,7 @@ pub fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Appends `Date: ...\r\n`.
+#[inline]
 pub fn date_header(out: &mut Vec<u8>) {
     out.extend_from_slice(b"Date: ");
     push_date(out);
@@ -49,6 +52,7 @@ pub fn date_header(out: &mut Vec<u8>) {
 }
 
 /// Ends a head: `Connection` (keep-alive or close) and the empty line.
+#[inline]
 pub fn end_head(out: &mut Vec<u8>, keepalive: bool) {
     out.extend_from_slice(if keepalive {
         b"Connection: keep-alive\r\n\r\n"
@@ -148,6 +152,7 @@ fn push_date(out: &mut Vec<u8>) {
 }
 
 /// Appends `n` in decimal (no formatting machinery: this is on every response).
+#[inline]
 pub fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();

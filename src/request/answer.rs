@@ -6,22 +6,23 @@ use crate::reply::{pages, Reply};
 use crate::snapshot::Snapshot;
 
 /// The reply for `decision`; `None` for [`Decision::Proxy`].
-pub fn answer(snap: &Snapshot, f: &Facts, decision: &Decision) -> Option<Reply> {
+/// Takes the decision by value: its `Location` moves into the reply, never copied.
+pub fn answer(snap: &Snapshot, f: &Facts, decision: Decision) -> Option<Reply> {
     Some(match decision {
         Decision::Proxy { .. } => return None,
         Decision::TargetTooLong => Reply::page(414, pages::client_error_page(414)),
         Decision::BadHost => Reply::page(400, pages::bad_host_page()),
         Decision::UnknownHost => Reply::page(404, pages::unknown_host_page()),
-        Decision::HttpsRedirect { location, .. } => Reply::redirect(308, location.clone()),
+        Decision::HttpsRedirect { location, .. } => Reply::redirect(308, location),
         Decision::Redirect {
             status, location, ..
-        } => Reply::redirect(*status, location.clone()),
+        } => Reply::redirect(status, location),
         Decision::StatusHost { origin } => {
             let method = http::Method::from_bytes(f.method).unwrap_or(http::Method::POST);
-            crate::status::handle(&snap.table, &snap.view, &method, f.target, origin)
+            crate::status::handle(&snap.table, &snap.view, &method, f.target, &origin)
         }
         Decision::Maintenance { site, link } => {
-            let i = *site as usize;
+            let i = site as usize;
             let name = snap.table.sites.get(i).map_or("-", |s| &s.name);
             let until = snap.states.get(i).and_then(|s| s.until);
             let reason = snap.view.sites.get(i).and_then(|v| v.reason.as_deref());

@@ -132,12 +132,23 @@ pub fn response_parser() -> httparse::ParserConfig {
     p
 }
 
+/// [`response_parser`] without obs-fold: the fast path's first try, after which no
+/// value can hold CR, LF or NUL.
+pub fn unfolded_response_parser() -> httparse::ParserConfig {
+    let mut p = httparse::ParserConfig::default();
+    p.allow_spaces_after_header_name_in_responses(true);
+    p
+}
+
 /// Response header fields that are never forwarded to the client, whatever the
 /// upstream's `Connection` says (RFC 9110 section 7.6.1).
+#[inline(always)]
 pub fn is_hop_by_hop_response(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"connection")
-        || name.eq_ignore_ascii_case(b"keep-alive")
-        || name.eq_ignore_ascii_case(b"proxy-connection")
+    // Most names are neither 10 nor 16 bytes long: no comparison at all for them.
+    matches!(name.len(), 10 | 16)
+        && (name.eq_ignore_ascii_case(b"connection")
+            || name.eq_ignore_ascii_case(b"keep-alive")
+            || name.eq_ignore_ascii_case(b"proxy-connection"))
 }
 
 /// The fields an upstream response's `Connection` header nominates, which are dropped
@@ -252,5 +263,21 @@ mod tests {
         let mut out = Vec::new();
         push_value(&mut out, b"a\r\n  b");
         assert_eq!(out, b"a b");
+        // A fold fails the first try and passes the second.
+        let folded = b"HTTP/1.1 200 OK\r\nX-A: a\r\n  b\r\n\r\n";
+        let mut h = [httparse::EMPTY_HEADER; 4];
+        assert!(unfolded_response_parser()
+            .parse_response(&mut httparse::Response::new(&mut h), folded)
+            .is_err());
+        let mut h = [httparse::EMPTY_HEADER; 4];
+        assert!(response_parser()
+            .parse_response(&mut httparse::Response::new(&mut h), folded)
+            .is_ok());
+        for n in ["Connection", "keep-alive", "Proxy-Connection"] {
+            assert!(is_hop_by_hop_response(n.as_bytes()), "{n}");
+        }
+        for n in ["Content-Type", "Connectionx", "Server"] {
+            assert!(!is_hop_by_hop_response(n.as_bytes()), "{n}");
+        }
     }
 }

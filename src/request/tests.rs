@@ -153,7 +153,12 @@ fn a_503_site_gets_the_maintenance_page_with_its_link() {
             link: None
         }
     );
-    let reply = answer(&snap, &facts(Scheme::Http, Some("wiki.example"), "/a"), &d).unwrap();
+    let reply = answer(
+        &snap,
+        &facts(Scheme::Http, Some("wiki.example"), "/a"),
+        d.clone(),
+    )
+    .unwrap();
     assert_eq!(reply.status, 503);
     assert_eq!(reply.retry_after, None);
     assert_eq!(d.outcome(), Outcome::Maintenance);
