@@ -54,7 +54,7 @@ fn origin() -> SocketAddr {
 
 fn config(origin: SocketAddr, state: &str) -> String {
     format!(
-        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 1\ncontrol = \"control.sock\"\nstate = \"state.json\"\naccess_log = false\n\
+        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 1\ncontrol = \"control.sock\"\nstate = \"state.json\"\ndata = \"offramp.db\"\naccess_log = false\n\
 [maintenance]\nstatus_page = \"https://status.example.com\"\n\
 [[site]]\nname = \"app\"\nhosts = [\"app.bench\"]\nupstream = \"http://{origin}\"\nstate = \"{state}\"\n"
     )

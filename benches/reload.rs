@@ -31,7 +31,7 @@ const PROBE: &str = "site500.bench";
 fn config_text(upstream: &str) -> String {
     let mut s = String::from(
         "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\n\
-         state = \"state.json\"\naccess_log = false\n\
+         state = \"state.json\"\ndata = \"offramp.db\"\naccess_log = false\n\
          [maintenance]\nstatus_page = \"https://status.example.com\"\n",
     );
     for i in 0..SITES {

@@ -1,5 +1,6 @@
 //! The control socket, server side: a Unix stream socket speaking one JSON object per
-//! line each way (CONTRACT section 4).
+//! line each way (CONTRACT section 4; the status platform's commands, section 9, are
+//! `platform::Command`s on the same socket, answered `{"ok":true,"result":...}`).
 //!
 //! ```text
 //! -> {"cmd":"offline","sites":["cloud"],"reason":"disk swap","until":"30m"}
@@ -30,6 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::SiteState;
 use crate::daemon::{Daemon, Target, Until};
+use crate::platform::{By, CmdError, Command};
 
 /// Longest request line accepted, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -238,19 +240,73 @@ async fn client(stream: UnixStream, daemon: Arc<Daemon>) -> std::io::Result<()> 
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let reply = match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => {
-                let daemon = daemon.clone();
-                match tokio::task::spawn_blocking(move || handle(&daemon, req, uid)).await {
-                    Ok(v) => v,
-                    Err(e) => json!({"ok": false, "error": format!("internal error: {e}")}),
-                }
+        let daemon = daemon.clone();
+        let reply = match parse(&line) {
+            Ok(Parsed::Flip(req)) => {
+                tokio::task::spawn_blocking(move || handle(&daemon, req, uid)).await
             }
-            Err(e) => json!({"ok": false, "error": format!("invalid request: {e}")}),
-        };
+            Ok(Parsed::Platform(cmd)) => {
+                tokio::task::spawn_blocking(move || run(&daemon, *cmd, uid)).await
+            }
+            Err(e) => Ok(json!({"ok": false, "error": e, "kind": "invalid"})),
+        }
+        .unwrap_or_else(|e| json!({"ok": false, "error": format!("internal error: {e}")}));
         let mut out = reply.to_string();
         out.push('\n');
         write.write_all(out.as_bytes()).await?;
+    }
+}
+
+/// A request line: one of section 4's commands (their own strict reader, their reply
+/// shape), or a status-platform [`Command`].
+enum Parsed {
+    Flip(Request),
+    Platform(Box<Command>),
+}
+
+/// The section-4 commands, read by [`Request`].
+const FLIPS: &[&str] = &["status", "offline", "online", "reset", "reload"];
+
+fn parse(line: &[u8]) -> Result<Parsed, String> {
+    let v: Value = serde_json::from_slice(line).map_err(|e| format!("invalid request: {e}"))?;
+    let cmd = v
+        .get("cmd")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if cmd.is_empty() || FLIPS.contains(&cmd.as_str()) {
+        return serde_json::from_value::<Request>(v)
+            .map(Parsed::Flip)
+            .map_err(|e| format!("invalid request: {e}"));
+    }
+    serde_json::from_value::<Command>(v)
+        .map(|c| Parsed::Platform(Box::new(c)))
+        .map_err(|e| {
+            if Command::NAMES.contains(&cmd.as_str()) {
+                format!("invalid request: {e}")
+            } else {
+                format!(
+                    "unknown command {cmd:?} (expected one of: {})",
+                    Command::NAMES.join(", ")
+                )
+            }
+        })
+}
+
+/// Runs a platform command for the peer `uid`: `{"ok":true,"result":...}`, or the
+/// error with its kind (`invalid`, `refused`, `not_found`, `unavailable`).
+fn run(daemon: &Daemon, cmd: Command, uid: Option<u32>) -> Value {
+    match daemon.run(cmd, &By::uid(uid)) {
+        Ok(result) => json!({"ok": true, "result": result}),
+        Err(e) => {
+            let kind = match e {
+                CmdError::Invalid(_) => "invalid",
+                CmdError::Refused(_) => "refused",
+                CmdError::NotFound(_) => "not_found",
+                CmdError::Unavailable(_) => "unavailable",
+            };
+            json!({"ok": false, "error": e.to_string(), "kind": kind})
+        }
     }
 }
 

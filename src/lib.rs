@@ -29,6 +29,7 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod table;
 pub mod text;
 pub mod tls;

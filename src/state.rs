@@ -39,6 +39,49 @@ pub struct Override {
     /// uid of the client that asked (from SO_PEERCRED).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<u32>,
+    /// Who asked when it was not a control-socket client: `api:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_name: Option<String>,
+}
+
+/// Who made a change: a control-socket client's uid, or a name (`api:deploy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    pub uid: Option<u32>,
+    pub name: Option<String>,
+}
+
+impl Who {
+    /// For logs: `uid 1000`, `api:deploy` or `-`.
+    pub fn label(&self) -> String {
+        match (&self.name, self.uid) {
+            (Some(n), _) => n.clone(),
+            (None, Some(u)) => format!("uid {u}"),
+            (None, None) => "-".into(),
+        }
+    }
+}
+
+impl From<Option<u32>> for Who {
+    fn from(uid: Option<u32>) -> Who {
+        Who { uid, name: None }
+    }
+}
+
+impl From<&crate::platform::By> for Who {
+    /// `uid N` is a control-socket client; anything else is kept as a name.
+    fn from(by: &crate::platform::By) -> Who {
+        match by.0.strip_prefix("uid ").and_then(|u| u.parse().ok()) {
+            Some(uid) => Who {
+                uid: Some(uid),
+                name: None,
+            },
+            None => Who {
+                uid: None,
+                name: Some(by.0.clone()),
+            },
+        }
+    }
 }
 
 impl Override {
@@ -68,6 +111,8 @@ pub enum Source {
     Config,
     Runtime,
     All,
+    /// An automatic maintenance window in progress.
+    Maintenance,
 }
 
 impl Source {
@@ -77,6 +122,7 @@ impl Source {
             Source::Config => "config",
             Source::Runtime => "runtime",
             Source::All => "all",
+            Source::Maintenance => "maintenance",
         }
     }
 }
@@ -113,6 +159,8 @@ pub enum Cause {
     Config,
     /// An `--until` ran out.
     Expired,
+    /// A maintenance window started or ended.
+    Maintenance,
 }
 
 /// One change of a site's effective state.
@@ -157,6 +205,56 @@ pub struct Decision {
     pub until: Option<OffsetDateTime>,
     pub reason: Option<String>,
     pub by: Option<u32>,
+    pub by_name: Option<String>,
+    /// The maintenance window it comes from (source `maintenance`).
+    pub window: Option<String>,
+}
+
+impl Decision {
+    /// `by` as the status answers show it: the uid of a flip (a number, as before), or
+    /// `"maintenance:ID"` for a window.
+    pub fn by_json(&self) -> serde_json::Value {
+        match (&self.window, &self.by_name, self.by) {
+            (Some(id), _, _) => serde_json::Value::String(format!("maintenance:{id}")),
+            (None, Some(name), _) => serde_json::Value::String(name.clone()),
+            (None, None, Some(uid)) => serde_json::Value::from(uid),
+            (None, None, None) => serde_json::Value::Null,
+        }
+    }
+
+    /// The decision once the automatic maintenance windows in force at `now` are
+    /// weighed in (CONTRACT section 9's precedence): between a runtime override and an
+    /// in-progress window the later of the override's time and the window's start
+    /// wins; a window always beats the config. Of two windows, the later start counts.
+    pub fn with_windows<'w>(
+        self,
+        site: &str,
+        windows: impl IntoIterator<Item = &'w crate::platform::Window>,
+        now: OffsetDateTime,
+    ) -> Decision {
+        let Some(w) = windows
+            .into_iter()
+            .filter(|w| w.in_force(now) && w.sites.iter().any(|s| s == site))
+            .max_by_key(|w| (w.start, w.end))
+        else {
+            return self;
+        };
+        let override_wins = matches!(self.source, Source::Runtime | Source::All)
+            && self.since.is_some_and(|since| since > w.start);
+        if override_wins {
+            return self;
+        }
+        Decision {
+            state: SiteState::Offline,
+            source: Source::Maintenance,
+            since: Some(w.start),
+            until: Some(w.end),
+            reason: Some(w.title.clone()),
+            by: None,
+            by_name: None,
+            window: Some(w.id.clone()),
+        }
+    }
 }
 
 impl StateData {
@@ -176,6 +274,8 @@ impl StateData {
             until: None,
             reason: None,
             by: None,
+            by_name: None,
+            window: None,
         };
         let mut best_seq = mark.map_or(0, |m| m.seq);
         let candidates = [
@@ -192,6 +292,8 @@ impl StateData {
                     until: o.until,
                     reason: o.reason.clone(),
                     by: o.by,
+                    by_name: o.by_name.clone(),
+                    window: None,
                 };
             }
         }
@@ -326,6 +428,133 @@ mod tests {
             until: None,
             reason: None,
             by: None,
+            by_name: None,
+        }
+    }
+
+    /// CONTRACT section 9's precedence between runtime overrides and windows, case by
+    /// case: (config state, override (state, set at minute), window (start, end) in
+    /// minutes, now in minutes) → (state, source).
+    #[test]
+    fn windows_and_overrides_the_later_wins() {
+        use crate::platform::Window;
+        use SiteState::{Offline as Off, Online as On};
+        let at = |m: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(m);
+        type Case = (
+            SiteState,
+            Option<(SiteState, i64, bool)>,
+            Option<(i64, i64)>,
+            i64,
+            SiteState,
+            Source,
+        );
+        let cases: &[Case] = &[
+            // No window: the override (or config) decides.
+            (On, None, None, 5, On, Source::Config),
+            (On, Some((Off, 1, false)), None, 5, Off, Source::Runtime),
+            // A window in force beats the config, whatever the config says.
+            (On, None, Some((0, 10)), 5, Off, Source::Maintenance),
+            (Off, None, Some((0, 10)), 5, Off, Source::Maintenance),
+            // An override set before the window's start loses to it...
+            (
+                On,
+                Some((On, -5, false)),
+                Some((0, 10)),
+                5,
+                Off,
+                Source::Maintenance,
+            ),
+            (
+                On,
+                Some((Off, -5, false)),
+                Some((0, 10)),
+                5,
+                Off,
+                Source::Maintenance,
+            ),
+            // ...and is back once the window ends.
+            (
+                On,
+                Some((Off, -5, false)),
+                Some((0, 10)),
+                10,
+                Off,
+                Source::Runtime,
+            ),
+            (
+                Off,
+                Some((On, -5, false)),
+                Some((0, 10)),
+                11,
+                On,
+                Source::Runtime,
+            ),
+            // One set after the window's start wins (bringing a site back early).
+            (
+                On,
+                Some((On, 3, false)),
+                Some((0, 10)),
+                5,
+                On,
+                Source::Runtime,
+            ),
+            (On, Some((On, 3, true)), Some((0, 10)), 5, On, Source::All),
+            // A global override set before the window loses too.
+            (
+                On,
+                Some((On, -1, true)),
+                Some((0, 10)),
+                5,
+                Off,
+                Source::Maintenance,
+            ),
+            // Before its start a window does nothing.
+            (
+                On,
+                Some((On, -5, false)),
+                Some((7, 10)),
+                5,
+                On,
+                Source::Runtime,
+            ),
+            (On, None, Some((7, 10)), 5, On, Source::Config),
+        ];
+        for (i, (config, o, w, now, state, source)) in cases.iter().enumerate() {
+            let mut data = StateData::default();
+            if let Some((st, m, all)) = o {
+                let seq = data.next_seq();
+                let mut ov = ov(*st, seq);
+                ov.since = at(*m);
+                if *all {
+                    data.global = Some(ov);
+                } else {
+                    data.sites.insert("cloud".into(), ov);
+                }
+            }
+            let windows: Vec<Window> = w
+                .iter()
+                .map(|(s, e)| Window {
+                    id: "w1".into(),
+                    title: "disk swap".into(),
+                    sites: vec!["cloud".into()],
+                    start: at(*s),
+                    end: at(*e),
+                })
+                .collect();
+            let d =
+                data.decide("cloud", *config, at(*now))
+                    .with_windows("cloud", &windows, at(*now));
+            assert_eq!((d.state, d.source), (*state, *source), "case {i}");
+            if d.source == Source::Maintenance {
+                assert_eq!(d.reason.as_deref(), Some("disk swap"));
+                assert_eq!(d.until, Some(at(10)));
+                assert_eq!(d.by_json(), "maintenance:w1");
+            }
+            // Another site is never touched by the window.
+            let other =
+                data.decide("blog", *config, at(*now))
+                    .with_windows("blog", &windows, at(*now));
+            assert_ne!(other.source, Source::Maintenance, "case {i}");
         }
     }
 

@@ -1432,7 +1432,7 @@ fn second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_serving() {
 
     let dir2 = tempfile::tempdir().expect("tempdir");
     let second = format!(
-        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 1\ncontrol = \"{}\"\nstate = \"state.json\"\ngrace = \"1s\"\n\
+        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 1\ncontrol = \"{}\"\nstate = \"state.json\"\ndata = \"offramp.db\"\ngrace = \"1s\"\n\
          [maintenance]\nstatus_page = \"{STATUS_PAGE}\"\n\
          [[site]]\nname = \"other\"\nhosts = [\"other.home.example\"]\nupstream = \"{}\"\n",
         toml_path(&o.socket()),

@@ -462,7 +462,7 @@ fn an_imported_config_serves_its_sites_with_their_own_redirect_code() {
     // Only the listener and the daemon's paths change for the test.
     let config = config.replace(
         "http = [\"0.0.0.0:80\"]",
-        "http = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ngrace = \"2s\"",
+        "http = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ndata = \"offramp.db\"\ngrace = \"2s\"",
     );
     assert!(config.contains("code = 307"), "{config}");
     let o = Offramp::start(&config);

@@ -31,7 +31,7 @@ const FILE: &str = "/nonexistent/props/offramp.toml";
 /// parsing never resolves a name.
 fn config_text(sites: &[(String, Vec<String>)]) -> String {
     let mut s = String::from(
-        "[server]\nhttp = \"127.0.0.1:0\"\ncontrol = \"control.sock\"\nstate = \"state.json\"\n\n\
+        "[server]\nhttp = \"127.0.0.1:0\"\ncontrol = \"control.sock\"\nstate = \"state.json\"\ndata = \"offramp.db\"\n\n\
          [maintenance]\nstatus_page = \"https://status.example.com\"\n\n",
     );
     for (name, hosts) in sites {
@@ -49,6 +49,7 @@ http = ["127.0.0.1:0", "[::1]:0"]
 threads = 2
 control = "run/control.sock"
 state = "state.json"
+data = "offramp.db"
 grace = "2s"
 access_log = true
 

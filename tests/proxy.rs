@@ -835,6 +835,7 @@ fn the_shipped_example_config_works() {
             "\"run/offramp.sock\"".to_string(),
         ),
         ("\"../run/state.json\"", "\"run/state.json\"".to_string()),
+        ("\"../run/offramp.db\"", "\"run/offramp.db\"".to_string()),
     ] {
         assert!(text.contains(from), "the example config has {from}");
         text = text.replace(from, &to);

@@ -10,6 +10,7 @@
 //! `maintenance`, `site` and `status`; `validate` runs the checks across them; `url`
 //! parses status-page URLs and host names.
 
+mod component;
 mod maintenance;
 mod parse;
 mod reader;
@@ -39,6 +40,10 @@ pub const DEFAULT_STATE: &str = "/var/lib/offramp/state.json";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upstream read timeout when a site does not set `read_timeout`.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The status platform's database when `[server] data` is not set.
+pub const DEFAULT_DATA: &str = "/var/lib/offramp/offramp.db";
+/// `[status] history_days` when not set: past incidents the overview lists.
+pub const DEFAULT_HISTORY_DAYS: u32 = 14;
 /// Drain time on shutdown when `[server] grace` is not set.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -53,6 +58,8 @@ pub struct Config {
     pub server: Server,
     pub maintenance: Maintenance,
     pub sites: Vec<Site>,
+    /// `[[component]]`s: status-page components with no proxy behind them.
+    pub components: Vec<Component>,
     pub status: Option<StatusSection>,
     pub demo: Option<Demo>,
     /// The certificates of the `certs` directory, loaded and checked (HTTPS only).
@@ -76,6 +83,8 @@ pub struct Server {
     pub grace: Duration,
     pub admin: Option<SocketAddr>,
     pub access_log: bool,
+    /// The status platform's SQLite database (`[server] data`).
+    pub data: PathBuf,
 }
 
 /// `[maintenance]`: what offline visitors get.
@@ -155,6 +164,17 @@ pub struct Site {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub tls_verify: bool,
+    /// `group = "Media"`: the group it is shown in on the status page.
+    pub group: Option<String>,
+}
+
+/// One `[[component]]`: shown on the status page, with no proxy behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Same rules as a site name; unique among sites and components.
+    pub name: String,
+    pub description: Option<String>,
+    pub group: Option<String>,
 }
 
 /// A host name a site answers for, lower-cased.
@@ -202,6 +222,8 @@ pub struct StatusSection {
     /// pages link there, instead of to the first host with the listener's scheme and
     /// port (which a port forward or a proxy in front of offramp would get wrong).
     pub url: Option<String>,
+    /// `history_days`: how many days of past incidents the overview lists.
+    pub history_days: u32,
 }
 
 /// One `[status] links` entry.

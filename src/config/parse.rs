@@ -48,6 +48,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let mut sites = Vec::new();
     let mut status = None;
     let mut demo = None;
+    let mut components = Vec::new();
     for (k, v) in root.get_ref().iter() {
         match k.get_ref().as_ref() {
             "server" => {
@@ -71,6 +72,26 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                 }
                 _ => ctx.err(&v.span(), "site", "sites are written as [[site]] tables"),
             },
+            "component" => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let key = format!("component[{}]", i + 1);
+                        if let Some(t) = ctx.table(&key, item) {
+                            components.push(super::component::parse_component(
+                                &mut ctx,
+                                t,
+                                &key,
+                                item.span(),
+                            ));
+                        }
+                    }
+                }
+                _ => ctx.err(
+                    &v.span(),
+                    "component",
+                    "components are written as [[component]] tables",
+                ),
+            },
             "status" => status = ctx.table("status", v).map(|t| parse_status(&mut ctx, t)),
             "demo" => {
                 demo = ctx
@@ -80,7 +101,14 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
             other => ctx.unknown(
                 other,
                 &k.span(),
-                &["server", "maintenance", "site", "status", "demo"],
+                &[
+                    "server",
+                    "maintenance",
+                    "site",
+                    "component",
+                    "status",
+                    "demo",
+                ],
             ),
         }
     }
@@ -94,6 +122,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let status_spans = status_spans.unwrap_or_default();
     let status_with_spans = status.as_ref().map(|s| (s, &status_spans));
     let sites = check_sites(&mut ctx, sites);
+    super::component::check_components(&mut ctx, sites.iter().map(|(s, _)| s), &components);
     let spans = KeySpans(root.get_ref());
     check_whole(
         &mut ctx,
@@ -124,6 +153,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
         server,
         maintenance,
         sites: sites.into_iter().map(|(s, _)| s).collect(),
+        components: components.into_iter().map(|(c, _)| c).collect(),
         status,
         demo,
         tls,

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 
 use super::reader::Ctx;
-use super::{resolve_path, Demo, Server, DEFAULT_CONTROL, DEFAULT_GRACE, DEFAULT_STATE};
+use super::{
+    resolve_path, Demo, Server, DEFAULT_CONTROL, DEFAULT_DATA, DEFAULT_GRACE, DEFAULT_STATE,
+};
 
 const SERVER_KEYS: &[&str] = &[
     "http",
@@ -23,6 +25,7 @@ const SERVER_KEYS: &[&str] = &[
     "grace",
     "admin",
     "access_log",
+    "data",
 ];
 
 /// `[server]`, defaults filled in; paths resolve against the config file's directory.
@@ -39,6 +42,7 @@ pub(super) fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> S
         grace: DEFAULT_GRACE,
         admin: None,
         access_log: true,
+        data: PathBuf::from(DEFAULT_DATA),
     };
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
@@ -103,10 +107,32 @@ pub(super) fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> S
                 }
             }
             "access_log" => s.access_log = ctx.boolean(&key, v).unwrap_or(true),
+            "data" => {
+                if let Some(d) = ctx.string(&key, v) {
+                    match data_path(&d) {
+                        Ok(p) => s.data = resolve_path(file, p),
+                        Err(e) => ctx.err(&v.span(), &key, e),
+                    }
+                }
+            }
             _ => ctx.unknown(&key, &k.span(), SERVER_KEYS),
         }
     }
     s
+}
+
+/// The path of `[server] data`: a file path, or `sqlite:PATH`.
+fn data_path(d: &str) -> Result<&str, String> {
+    let p = d.strip_prefix("sqlite:").unwrap_or(d);
+    if d.starts_with("postgres://") || d.starts_with("postgresql://") {
+        return Err(
+            "PostgreSQL is not supported by this offramp yet: use a SQLite file path".into(),
+        );
+    }
+    if p.is_empty() {
+        return Err("must be a file path".into());
+    }
+    Ok(p)
 }
 
 /// `[demo]`; `None` when its address is missing or invalid (that is an error).

@@ -25,6 +25,7 @@ const SITE_KEYS: &[&str] = &[
     "connect_timeout",
     "read_timeout",
     "tls_verify",
+    "group",
 ];
 
 /// Where a site's keys are, for errors found when comparing sites.
@@ -57,6 +58,7 @@ pub(super) fn parse_site(
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         read_timeout: DEFAULT_READ_TIMEOUT,
         tls_verify: true,
+        group: None,
     };
     let mut seen_upstream = false;
     for (k, v) in t.iter() {
@@ -141,6 +143,7 @@ pub(super) fn parse_site(
                 }
             }
             "tls_verify" => site.tls_verify = ctx.boolean(&key, v).unwrap_or(true),
+            "group" => site.group = super::component::parse_group(ctx, &key, v),
             _ => ctx.unknown(&key, &k.span(), SITE_KEYS),
         }
     }

@@ -23,6 +23,7 @@ pub(super) fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection
         title: "Status".into(),
         links: Vec::new(),
         url: None,
+        history_days: super::DEFAULT_HISTORY_DAYS,
     };
     let mut url = None;
     let mut spans = StatusSpans::default();
@@ -67,7 +68,23 @@ pub(super) fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection
                     }
                 }
             }
-            _ => ctx.unknown(&key, &k.span(), &["hosts", "title", "links", "url"]),
+            "history_days" => {
+                if let Some(n) = ctx.integer(&key, v) {
+                    match u32::try_from(n) {
+                        Ok(d) if (1..=3650).contains(&d) => s.history_days = d,
+                        _ => ctx.err(
+                            &v.span(),
+                            &key,
+                            format!("must be between 1 and 3650 days, got {n}"),
+                        ),
+                    }
+                }
+            }
+            _ => ctx.unknown(
+                &key,
+                &k.span(),
+                &["hosts", "title", "links", "url", "history_days"],
+            ),
         }
     }
     if let Some((u, span)) = url {

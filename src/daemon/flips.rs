@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::report::{site_statuses, SiteStatus};
 use super::{check_sites, now, publish, Daemon, Inner};
 use crate::config::SiteState;
-use crate::state::{self, Cause, ConfigMark, Override, Source};
+use crate::state::{self, Cause, ConfigMark, Override, Source, Who};
 
 /// Which sites an action touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +47,9 @@ impl Daemon {
         target: &Target,
         reason: Option<String>,
         until: Option<Until>,
-        by: Option<u32>,
+        by: impl Into<Who>,
     ) -> Result<Vec<SiteStatus>, String> {
+        let by: Who = by.into();
         let mut inner = self.lock();
         let t = now();
         let until = match until.map(|u| u.at(t)) {
@@ -75,7 +76,8 @@ impl Daemon {
             since: t,
             until,
             reason: reason.clone(),
-            by,
+            by: by.uid,
+            by_name: by.name.clone(),
         };
         match target {
             Target::All => {
@@ -97,7 +99,8 @@ impl Daemon {
             sites = %target_label(target),
             reason = reason.as_deref().unwrap_or(""),
             until = until.and_then(|u| crate::text::rfc3339(u.into())).as_deref().unwrap_or(""),
-            by = by.map_or(-1, i64::from),
+            by = by.uid.map_or(-1, i64::from),
+            who = %by.label(),
             "site state changed"
         );
         let names = target_names(&inner, target);
@@ -107,7 +110,8 @@ impl Daemon {
     /// Returns sites to their config state: per site (the latest action touching them,
     /// so a global override in force no longer covers them until the next `--all`), or
     /// every site with `All`, dropping every runtime override, global included.
-    pub fn reset(&self, target: &Target, by: Option<u32>) -> Result<Vec<SiteStatus>, String> {
+    pub fn reset(&self, target: &Target, by: impl Into<Who>) -> Result<Vec<SiteStatus>, String> {
+        let by: Who = by.into();
         let mut inner = self.lock();
         let t = now();
         if let Target::Sites(names) = target {
@@ -152,7 +156,8 @@ impl Daemon {
             target: "offramp::control",
             action = "reset",
             sites = %target_label(target),
-            by = by.map_or(-1, i64::from),
+            by = by.uid.map_or(-1, i64::from),
+            who = %by.label(),
             "runtime overrides dropped"
         );
         let names = target_names(&inner, target);
@@ -162,7 +167,15 @@ impl Daemon {
     /// Expires `--until` overrides on time: sleeps until the next one, then republishes.
     pub async fn run_expiry(self: Arc<Self>) {
         loop {
-            let next = self.lock().state.next_expiry(now());
+            let next = {
+                let inner = self.lock();
+                let t = now();
+                let edge = super::windows::next_edge(&inner, t);
+                [inner.state.next_expiry(t), edge]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            };
             let wait = next.map(|u| {
                 let d = u - now();
                 std::time::Duration::from_micros(
@@ -172,7 +185,10 @@ impl Daemon {
             match wait {
                 Some(d) => {
                     tokio::select! {
-                        _ = tokio::time::sleep(d) => self.expire(),
+                        _ = tokio::time::sleep(d) => {
+                            self.expire();
+                            self.window_edges();
+                        }
                         _ = self.wake_expiry.notified() => {}
                     }
                 }
@@ -200,7 +216,7 @@ impl Daemon {
         if !data.prune_expired(t) {
             return;
         }
-        data.record(self.transitions(&inner.config, &data, t, Cause::Expired));
+        data.record(self.transitions(&inner.config, &data, &inner.windows, t, Cause::Expired));
         if let Err(e) = state::save(&inner.state_path, &data) {
             // Expired overrides are ignored when deciding anyway; the file catches up later.
             warn!(target: "offramp::control", "{e}");

@@ -12,10 +12,12 @@
 //! overrides is `state`'s; serving the snapshot is the data path's.
 
 mod flips;
+mod incidents;
 mod platform;
 mod reload;
 mod report;
 mod view;
+mod windows;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,8 +41,13 @@ struct Inner {
     state: StateData,
     state_path: PathBuf,
     last_reload: Option<ReloadStatus>,
-    /// The automatic maintenance windows known (from the store), in force or not.
+    /// The automatic maintenance windows of `platform`'s maintenances, in force or not.
     windows: Vec<crate::platform::Window>,
+    /// The status platform's records, as the database holds them.
+    platform: platform::Records,
+    /// The database; `None` until `attach_store` (a daemon without one refuses the
+    /// platform's commands, flips still work).
+    store: Option<Arc<crate::store::Store>>,
 }
 
 /// The daemon core; shared by the control socket, the reloader and the expiry timer.
@@ -144,6 +151,8 @@ impl Daemon {
             state_path,
             last_reload: None,
             windows: Vec::new(),
+            platform: platform::Records::default(),
+            store: None,
         };
         if let Err(e) = state::save(&inner.state_path, &inner.state) {
             tracing::error!("{e}; runtime flips will be refused until it can be written");
@@ -193,7 +202,7 @@ impl Daemon {
         t: OffsetDateTime,
         cause: Cause,
     ) -> Result<(), String> {
-        data.record(self.transitions(&inner.config, &data, t, cause));
+        data.record(self.transitions(&inner.config, &data, &inner.windows, t, cause));
         state::save(&inner.state_path, &data)
             .map_err(|e| format!("change refused, nothing was applied: {e}"))?;
         inner.state = data;
@@ -208,6 +217,7 @@ impl Daemon {
         &self,
         config: &Config,
         data: &StateData,
+        windows: &[crate::platform::Window],
         t: OffsetDateTime,
         cause: Cause,
     ) -> Vec<HistoryEvent> {
@@ -218,7 +228,9 @@ impl Daemon {
             .filter_map(|s| {
                 let i = old.table.sites.iter().position(|r| *r.name == *s.name)?;
                 let before = old.states.get(i)?.state;
-                let d = data.decide(&s.name, s.state, t);
+                let d = data
+                    .decide(&s.name, s.state, t)
+                    .with_windows(&s.name, windows, t);
                 (d.state != before).then(|| HistoryEvent {
                     at: t,
                     site: s.name.clone(),
@@ -258,9 +270,12 @@ fn check_sites(config: &Config, names: &[String]) -> Result<(), String> {
     }
 }
 
-/// The effective state of one site under the overrides in force at `t`.
+/// The effective state of one site under the overrides and windows in force at `t`.
 fn decide(inner: &Inner, name: &str, config_state: SiteState, t: OffsetDateTime) -> Decision {
-    inner.state.decide(name, config_state, t)
+    inner
+        .state
+        .decide(name, config_state, t)
+        .with_windows(name, &inner.windows, t)
 }
 
 /// Makes a new snapshot current and brings the per-site state gauges up to date.

@@ -123,7 +123,7 @@ impl Daemon {
                 }
             }
         }
-        data.record(self.transitions(&new, &data, t, Cause::Config));
+        data.record(self.transitions(&new, &data, &inner.windows, t, Cause::Config));
         if data != inner.state {
             if let Err(e) = state::save(&inner.state_path, &data) {
                 // The config still applies; the overrides it dropped are dropped in memory
@@ -189,6 +189,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
         ("server.control", r.control != n.control),
         ("server.control_group", r.control_group != n.control_group),
         ("server.state", r.state != n.state),
+        ("server.data", r.data != n.data),
         (
             "server.admin/demo",
             r.admin != n.admin || running.demo != new.demo,
@@ -210,6 +211,7 @@ fn pin_running(running: &Config) -> impl Fn(&mut Server, &mut Option<Demo>) + '_
         server.control = r.control.clone();
         server.control_group = r.control_group;
         server.state = r.state.clone();
+        server.data = r.data.clone();
         server.admin = r.admin;
         *demo = running.demo.clone();
     }

@@ -20,7 +20,8 @@ pub struct SiteStatus {
     #[serde(with = "time::serde::rfc3339::option")]
     pub until: Option<OffsetDateTime>,
     pub reason: Option<String>,
-    pub by: Option<u32>,
+    /// The uid of a flip (a number), `"api:NAME"`, or `"maintenance:ID"` for a window.
+    pub by: serde_json::Value,
     pub config_state: SiteState,
 }
 
@@ -33,7 +34,8 @@ pub struct GlobalStatus {
     #[serde(with = "time::serde::rfc3339::option")]
     pub until: Option<OffsetDateTime>,
     pub reason: Option<String>,
-    pub by: Option<u32>,
+    /// The uid of the client (a number), or `"api:NAME"`.
+    pub by: serde_json::Value,
 }
 
 /// Result of the last reload, shown by `status`.
@@ -84,7 +86,11 @@ impl Daemon {
                 since: g.since,
                 until: g.until,
                 reason: g.reason.clone(),
-                by: g.by,
+                by: match (&g.by_name, g.by) {
+                    (Some(n), _) => serde_json::Value::String(n.clone()),
+                    (None, Some(u)) => u.into(),
+                    (None, None) => serde_json::Value::Null,
+                },
             });
         Ok((list, global, inner.last_reload.clone()))
     }
@@ -105,8 +111,8 @@ pub(super) fn site_statuses(inner: &Inner, names: &[String], t: OffsetDateTime) 
                 source: d.source,
                 since: d.since,
                 until: d.until,
+                by: d.by_json(),
                 reason: d.reason,
-                by: d.by,
                 config_state: s.state,
             }
         })

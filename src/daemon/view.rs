@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{decide, Inner};
 use crate::config::SiteState;
-use crate::platform::{ComponentStatus, ComponentView, PlatformView};
+use crate::platform::{ComponentStatus, ComponentView, Indicator, MaintenanceStatus, PlatformView};
 use crate::snapshot::{Effective, Snapshot};
 use crate::status::{SiteView, View};
 
@@ -27,22 +27,7 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
         sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason));
     }
     let status = inner.config.status.as_ref();
-    // Until the platform's store feeds it: every site as a component, under
-    // maintenance while offline.
-    let components = sites
-        .iter()
-        .map(|s| ComponentView {
-            name: s.name.clone(),
-            description: None,
-            group: None,
-            site: true,
-            status: match s.state {
-                SiteState::Online => ComponentStatus::Operational,
-                SiteState::Offline => ComponentStatus::UnderMaintenance,
-            },
-        })
-        .collect();
-    let platform = Arc::new(PlatformView::empty(components, t));
+    let platform = Arc::new(platform_view(inner, &sites, t));
     let view = View {
         title: status.map_or_else(|| "Status".to_string(), |s| s.title.clone()),
         links: status.map(|s| s.links.clone()).unwrap_or_default(),
@@ -62,5 +47,72 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
         table: inner.table.clone(),
         states,
         view: Arc::new(view),
+    }
+}
+
+/// The platform as the pages show it: every site then every `[[component]]`, each with
+/// the worst of what speaks about it (CONTRACT section 9): offline or in a maintenance
+/// in progress → under maintenance, each unresolved incident naming it, a status set
+/// through the API.
+fn platform_view(inner: &Inner, sites: &[SiteView], t: OffsetDateTime) -> PlatformView {
+    let records = &inner.platform;
+    let in_progress: Vec<_> = records
+        .maintenances
+        .iter()
+        .filter(|m| m.status_at(t) == MaintenanceStatus::InProgress)
+        .collect();
+    let status_of = |name: &str, offline: bool| {
+        let maintenance = (offline
+            || in_progress
+                .iter()
+                .any(|m| m.sites.iter().chain(&m.components).any(|c| c == name)))
+        .then_some(ComponentStatus::UnderMaintenance);
+        let incidents = records
+            .incidents
+            .iter()
+            .filter(|i| i.is_open())
+            .flat_map(|i| i.components.iter().filter(|a| a.name == name))
+            .map(|a| a.status);
+        let set = records.set.get(name).map(|s| s.status);
+        ComponentStatus::worst(maintenance.into_iter().chain(incidents).chain(set))
+    };
+    let mut components = Vec::with_capacity(sites.len() + inner.config.components.len());
+    for (s, v) in inner.config.sites.iter().zip(sites) {
+        components.push(ComponentView {
+            name: s.name.clone(),
+            description: None,
+            group: s.group.clone(),
+            site: true,
+            status: status_of(&s.name, v.state == SiteState::Offline),
+        });
+    }
+    for c in &inner.config.components {
+        components.push(ComponentView {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            group: c.group.clone(),
+            site: false,
+            status: status_of(&c.name, false),
+        });
+    }
+    let indicator = Indicator::of(
+        components.iter().map(|c| c.status),
+        records
+            .incidents
+            .iter()
+            .filter(|i| i.is_open())
+            .map(|i| i.impact),
+    );
+    PlatformView {
+        components,
+        incidents: records.incidents.clone(),
+        maintenances: records.maintenances.clone(),
+        indicator,
+        history_days: inner
+            .config
+            .status
+            .as_ref()
+            .map_or(crate::config::DEFAULT_HISTORY_DAYS, |s| s.history_days),
+        built_at: t,
     }
 }

@@ -147,6 +147,29 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Every command's wire name (`cmd`).
+    pub const NAMES: &'static [&'static str] = &[
+        "status",
+        "offline",
+        "online",
+        "reset",
+        "reload",
+        "incident_open",
+        "incident_update",
+        "incident_resolve",
+        "incident_list",
+        "incident_show",
+        "maintenance_schedule",
+        "maintenance_list",
+        "maintenance_show",
+        "maintenance_update",
+        "maintenance_complete",
+        "maintenance_cancel",
+        "component_set",
+    ];
+}
+
 fn yes() -> bool {
     true
 }
@@ -211,5 +234,12 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(m, Command::MaintenanceSchedule { auto: true, .. }));
+        // NAMES is complete: each is a known tag (the error, if any, is about fields).
+        for name in Command::NAMES {
+            let e = serde_json::from_str::<Command>(&format!(r#"{{"cmd":"{name}"}}"#));
+            if let Err(e) = e {
+                assert!(!e.to_string().contains("unknown variant"), "{name}: {e}");
+            }
+        }
     }
 }

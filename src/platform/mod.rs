@@ -9,6 +9,9 @@
 
 pub mod command;
 pub mod model;
+pub mod when;
+
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -37,10 +40,12 @@ pub struct ComponentView {
 pub struct PlatformView {
     /// Sites in config order, then `[[component]]`s in config order.
     pub components: Vec<ComponentView>,
-    /// Every incident, newest `created_at` first (unresolved and past).
-    pub incidents: Vec<Incident>,
-    /// Every maintenance, newest `start` first (any status).
-    pub maintenances: Vec<Maintenance>,
+    /// Every incident, newest `created_at` first (unresolved and past). Shared between
+    /// snapshots: a flip does not copy them.
+    pub incidents: Arc<Vec<Incident>>,
+    /// Every maintenance, newest `start` first (any status), each with the status it
+    /// has at `built_at` (the daemon publishes anew at every start and end).
+    pub maintenances: Arc<Vec<Maintenance>>,
     pub indicator: Indicator,
     /// `[status] history_days`: how far back the overview lists past incidents.
     pub history_days: u32,
@@ -54,8 +59,8 @@ impl PlatformView {
         PlatformView {
             indicator: Indicator::of(components.iter().map(|c| c.status), []),
             components,
-            incidents: Vec::new(),
-            maintenances: Vec::new(),
+            incidents: Arc::new(Vec::new()),
+            maintenances: Arc::new(Vec::new()),
             history_days: 14,
             built_at,
         }

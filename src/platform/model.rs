@@ -123,6 +123,16 @@ words!(
     Cancelled => "cancelled", "Cancelled",
 ]);
 
+impl MaintenanceStatus {
+    /// Completed or cancelled: nothing more will happen to it.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            MaintenanceStatus::Completed | MaintenanceStatus::Cancelled
+        )
+    }
+}
+
 /// A component an incident affects, and the status the incident gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Affected {

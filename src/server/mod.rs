@@ -115,9 +115,15 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
     };
     ensure_parent_dir(&config.server.control);
     ensure_parent_dir(&config.server.state);
+    ensure_parent_dir(&config.server.data);
+    // The database holds history that cannot be rebuilt: one that cannot be used stops
+    // the start, naming the file, and is never replaced.
+    let store = crate::store::Store::open(&config.server.data).map_err(|e| e.to_string())?;
+    let loaded = store.load().map_err(|e| e.to_string())?;
     let control_listener = control::bind(&config.server.control, config.server.control_group)?;
 
     let (daemon, warnings) = Daemon::new(config);
+    daemon.attach_store(store, loaded);
     // The config's own warnings (a certificate expiring soon...): the same level as on
     // a reload.
     for w in warnings {

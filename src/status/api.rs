@@ -31,17 +31,11 @@ fn page(view: &View, origin: &str) -> Value {
     })
 }
 
-/// The blended status: `none` when every site is operational, else `maintenance`.
+/// The page-wide status: the worst component status and unresolved incident impact
+/// (CONTRACT section 9), in Statuspage's words.
 fn indicator(view: &View) -> Value {
-    let down = view
-        .sites
-        .iter()
-        .filter(|s| s.status == ComponentStatus::UnderMaintenance)
-        .count();
-    match down {
-        0 => json!({"indicator": "none", "description": "All Systems Operational"}),
-        _ => json!({"indicator": "maintenance", "description": "Service Under Maintenance"}),
-    }
+    let i = view.platform.indicator;
+    json!({"indicator": i.api(), "description": i.description()})
 }
 
 fn component(s: &SiteView, position: usize) -> Value {

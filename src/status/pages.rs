@@ -151,7 +151,8 @@ fn history_item(e: &HistoryEvent) -> String {
         Cause::Flip => "",
         Cause::Reset => " (runtime override dropped)",
         Cause::Config => " (config edited)",
-        Cause::Expired => " (maintenance window ended)",
+        Cause::Expired => " (--until ran out)",
+        Cause::Maintenance => " (scheduled maintenance)",
     };
     let mut d = String::new();
     if let Some(r) = &e.reason {

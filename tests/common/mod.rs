@@ -66,7 +66,7 @@ pub struct Offramp {
 /// Tests append `[maintenance]` and `[[site]]` sections.
 pub fn server_section(extra: &str) -> String {
     format!(
-        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ngrace = \"2s\"\n{extra}\n"
+        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ndata = \"offramp.db\"\ngrace = \"2s\"\n{extra}\n"
     )
 }
 
