@@ -39,6 +39,34 @@ impl Until {
     }
 }
 
+/// Parses `--until`: a duration from the moment the change is made, or an RFC 3339 time.
+pub fn parse_until_spec(s: &str) -> Result<Until, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(Until::At(t.to_offset(time::UtcOffset::UTC)));
+    }
+    match crate::duration::parse(s) {
+        Ok(d) if d.is_zero() => Err("--until must be in the future".into()),
+        Ok(d) => time::Duration::try_from(d)
+            .map(Until::After)
+            .map_err(|_| format!("--until {s:?} is too far in the future")),
+        Err(_) => Err(format!(
+            "invalid --until {s:?}: use a duration (90s, 30m, 2h) or an RFC 3339 time (2026-11-22T18:00:00Z)"
+        )),
+    }
+}
+
+/// Parses `--until` into the time it names from `now`, which must be in the future;
+/// exact (a duration of `2s` ends 2 s after `now`, not at a rounded second).
+pub fn parse_until(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let t = parse_until_spec(s)?
+        .at(now)
+        .ok_or_else(|| format!("--until {s:?} is too far in the future"))?;
+    if t <= now {
+        return Err(format!("--until {s:?} is in the past"));
+    }
+    Ok(t)
+}
+
 impl Daemon {
     /// Flips sites (or all) to `state`. Persisted before it is applied and answered.
     pub fn flip(

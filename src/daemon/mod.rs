@@ -32,7 +32,7 @@ use crate::snapshot::Snapshot;
 use crate::state::{self, Cause, ConfigMark, Decision, HistoryEvent, Override, StateData};
 use crate::tls::Resolver;
 
-pub use flips::{Target, Until};
+pub use flips::{parse_until, parse_until_spec, Target, Until};
 pub use report::{GlobalStatus, ReloadReport, ReloadStatus, SiteStatus, StatusReport};
 
 struct Inner {

@@ -68,7 +68,7 @@ impl Daemon {
                 until,
             } => {
                 let until = until
-                    .map(|u| crate::control::parse_until_spec(&u))
+                    .map(|u| super::flips::parse_until_spec(&u))
                     .transpose()
                     .map_err(CmdError::Refused)?;
                 self.run_flip(SiteState::Offline, sites, all, reason, until, by)

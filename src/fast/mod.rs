@@ -20,6 +20,7 @@ mod exchange;
 mod head;
 mod io;
 mod pool;
+mod response;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
