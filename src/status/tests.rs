@@ -32,6 +32,18 @@ fn table() -> RouteTable {
 }
 
 fn view(cloud: SiteState) -> View {
+    use crate::platform::{ComponentStatus as C, ComponentView};
+    let component = |name: &str, status| ComponentView {
+        name: name.into(),
+        description: None,
+        group: None,
+        site: true,
+        status,
+    };
+    let cloud_status = match cloud {
+        SiteState::Offline => C::UnderMaintenance,
+        SiteState::Online => C::Operational,
+    };
     View {
         title: "Lab <status>".into(),
         links: vec![],
@@ -42,7 +54,10 @@ fn view(cloud: SiteState) -> View {
         history: vec![],
         updated_at: OffsetDateTime::UNIX_EPOCH,
         platform: Arc::new(crate::platform::PlatformView::empty(
-            vec![],
+            vec![
+                component("cloud", cloud_status),
+                component("blog", C::Operational),
+            ],
             OffsetDateTime::UNIX_EPOCH,
         )),
     }
