@@ -26,7 +26,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn cell(v: &Value) -> String {
+/// A JSON value as a cell: `-` for null or empty, control characters escaped.
+pub fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) if s.is_empty() => "-".into(),
@@ -37,7 +38,7 @@ fn cell(v: &Value) -> String {
 
 /// An RFC 3339 time to the nearest second, with a space instead of the `T`: times are
 /// exact in the daemon and in `--json`, rounded only here.
-fn time_cell(v: &Value) -> String {
+pub fn time_cell(v: &Value) -> String {
     let Some(s) = v.as_str() else {
         return cell(v);
     };
@@ -64,6 +65,35 @@ fn names(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Rows (the first one the header) as columns aligned with two spaces between them;
+/// the cells are expected escaped already (see [`cell`]).
+pub fn grid<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for r in rows {
+        for (i, c) in r.as_ref().iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let r = r.as_ref();
+        let mut line = String::new();
+        for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// Renders the `sites` of a control reply (plus the global override, a pending restart
 /// and a failed reload, when present) as text.
 pub fn render(reply: &Value) -> String {
@@ -80,29 +110,12 @@ pub fn render(reply: &Value) -> String {
             cell(&s["reason"]),
             match &s["by"] {
                 Value::Number(n) => format!("uid {n}"),
+                Value::String(who) => escape(who),
                 _ => "-".into(),
             },
         ]);
     }
-    let mut widths = [0usize; 7];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let mut line = String::new();
-        for (i, (c, w)) in r.iter().zip(widths).enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    let mut out = grid(&rows);
     let g = &reply["global"];
     if g.is_object() {
         out.push_str(&format!(
@@ -121,6 +134,7 @@ pub fn render(reply: &Value) -> String {
             },
             match &g["by"] {
                 Value::Number(n) => format!(", by uid {n}"),
+                Value::String(who) => format!(", by {}", escape(who)),
                 _ => String::new(),
             },
         ));

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::Cli;
 use crate::config;
-use crate::control::Request;
 
 /// The control socket to use and where that path came from.
 pub(super) struct Socket {
@@ -77,7 +76,11 @@ pub enum CallError {
 
 /// Sends one request and reads one reply line, all within `timeout` (connecting
 /// included: a daemon that stopped accepting must not hang the CLI).
-pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, CallError> {
+pub fn call<T: serde::Serialize + ?Sized>(
+    socket: &Path,
+    req: &T,
+    timeout: Duration,
+) -> Result<Value, CallError> {
     let mut line = serde_json::to_string(req).map_err(|e| CallError::Garbled(e.to_string()))?;
     line.push('\n');
     let path = socket.to_path_buf();

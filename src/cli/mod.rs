@@ -5,12 +5,14 @@
 //!
 //! `serve` is `server`'s; `check` is in `check`, `completions` and `man` in `generate`,
 //! the commands the daemon answers (status, offline, online, reset, reload) in
-//! `remote`, and the control-socket client they share in `client`. The protocol's other
+//! `remote`, the status platform's (incident, maintenance) in `platform`, and the
+//! control-socket client they share in `client`. The protocol's other
 //! end is `control`.
 
 mod check;
 mod client;
 mod generate;
+mod platform;
 mod remote;
 
 use std::path::PathBuf;
@@ -86,6 +88,12 @@ pub enum Command {
     },
     /// Re-read the config file and certificates now.
     Reload,
+    /// Incidents on the status page: open, update, resolve, list, show.
+    #[command(subcommand)]
+    Incident(platform::IncidentCmd),
+    /// Scheduled maintenance: schedule, list, show, update, complete, cancel.
+    #[command(subcommand)]
+    Maintenance(platform::MaintenanceCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -127,7 +135,7 @@ fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
             ExitCode::SUCCESS
         }
         clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("offramp: no command given: serve, check, status, offline, online, reset or reload (see offramp --help)");
+            eprintln!("offramp: no command given: serve, check, status, offline, online, reset, reload, incident or maintenance (see offramp --help)");
             ExitCode::from(1)
         }
         _ => {
@@ -144,6 +152,11 @@ fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
             ExitCode::from(1)
         }
     })
+}
+
+/// Whether `-c` was given (an unreadable file is then an error, not the default socket).
+fn explicit_config(matches: &ArgMatches) -> bool {
+    matches.value_source("config") == Some(ValueSource::CommandLine)
 }
 
 /// Parses arguments and runs the command; the process exit code.
@@ -167,9 +180,8 @@ pub fn main() -> ExitCode {
         Command::Completions { shell } => generate::completions(*shell),
         Command::Man => generate::man(),
         Command::Import(cmd) => crate::import::run(cmd),
-        _ => {
-            let explicit = matches.value_source("config") == Some(ValueSource::CommandLine);
-            remote::run(&cli, explicit)
-        }
+        Command::Incident(c) => platform::incident(&cli, c, explicit_config(&matches)),
+        Command::Maintenance(c) => platform::maintenance(&cli, c, explicit_config(&matches)),
+        _ => remote::run(&cli, explicit_config(&matches)),
     }
 }

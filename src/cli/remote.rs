@@ -117,7 +117,9 @@ fn request_for(cmd: &Command) -> Option<Request> {
         | Command::Check
         | Command::Completions { .. }
         | Command::Man
-        | Command::Import(_) => return None,
+        | Command::Import(_)
+        | Command::Incident(_)
+        | Command::Maintenance(_) => return None,
     })
 }
 

@@ -51,9 +51,7 @@ fn routes_handlers_and_everything_else_noted() {
     assert_eq!(x.upstreams[0].value, "http://10.0.0.1:8080");
     let n = notes(&x.notes);
     assert!(
-        n.contains(
-            "upstreams[0]: upstream \"http://{http.request.host}:80\" is not HOST[:PORT]"
-        ),
+        n.contains("upstreams[0]: upstream \"http://{http.request.host}:80\" is not HOST[:PORT]"),
         "{n}"
     );
     assert!(

@@ -16,7 +16,7 @@ pub const MAX_MESSAGE: usize = 10_000;
 
 /// Why a word is not one of a type's values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {given:?} (expected {expected})")]
+#[error("unknown {what} {given:?} (expected one of: {})", .expected.trim_end().replace(' ', ", "))]
 pub struct UnknownWord {
     pub what: &'static str,
     pub given: String,

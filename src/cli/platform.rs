@@ -1,0 +1,535 @@
+//! `offramp incident …` and `offramp maintenance …`: the status platform's commands
+//! (CONTRACT section 9). Each becomes one `platform::Command` on the control socket (the
+//! same command layer the write API uses); the answer is printed as a table, a detail
+//! view with the timeline, the new ID alone (`open`, `schedule`), or JSON (`--json`).
+//! What can be checked without the daemon (titles, messages, `name[=status]`) is
+//! checked here first, so a mistake is exit 1 even when offramp is not running.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use super::client::{call, socket_path, unreachable_message};
+use super::Cli;
+use crate::platform::command::ComponentArg;
+use crate::platform::model::{check_message, check_title};
+use crate::platform::{Command, ComponentStatus, Impact, IncidentStatus};
+use crate::table::{cell, escape, grid, time_cell};
+
+// Incident subcommands. (No `///` here: clap would print it as help.)
+#[derive(Debug, Subcommand)]
+pub enum IncidentCmd {
+    /// Open an incident; prints its ID.
+    Open {
+        /// What visitors read, up to 200 characters.
+        title: String,
+        /// none, minor, major or critical.
+        #[arg(long, value_parser = impact)]
+        impact: Impact,
+        /// investigating (default), identified, monitoring or resolved.
+        #[arg(long, value_parser = incident_status)]
+        status: Option<IncidentStatus>,
+        /// An affected component (a site or a [[component]]), NAME or NAME=STATUS
+        /// (default status partial_outage); repeat for several.
+        #[arg(long = "component", value_name = "NAME[=STATUS]", value_parser = component)]
+        components: Vec<ComponentArg>,
+        /// The first update of its timeline, up to 10,000 characters.
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Add an update to an incident's timeline.
+    Update {
+        id: String,
+        #[arg(long, value_parser = incident_status)]
+        status: Option<IncidentStatus>,
+        #[arg(long, value_parser = impact)]
+        impact: Option<Impact>,
+        /// Replaces the affected components (NAME or NAME=STATUS; repeat).
+        #[arg(long = "component", value_name = "NAME[=STATUS]", value_parser = component)]
+        components: Vec<ComponentArg>,
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Resolve an incident.
+    Resolve {
+        id: String,
+        /// Default: "This incident has been resolved."
+        #[arg(long)]
+        message: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List unresolved incidents (all with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Show an incident with its timeline.
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+// Maintenance subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCmd {
+    /// Schedule a maintenance window; prints its ID.
+    Schedule {
+        /// What visitors read, up to 200 characters.
+        title: String,
+        /// A site it takes offline (unless --no-auto); repeat for several.
+        #[arg(long = "site", value_name = "SITE")]
+        sites: Vec<String>,
+        /// A component it shows under maintenance; repeat for several.
+        #[arg(long = "component", value_name = "NAME")]
+        components: Vec<String>,
+        /// now, a duration from now (+30m) or an RFC 3339 time.
+        #[arg(long)]
+        start: String,
+        /// An RFC 3339 time, or a duration from the start (+2h).
+        #[arg(long)]
+        end: String,
+        #[arg(long)]
+        message: Option<String>,
+        /// Announce only: do not take the sites offline.
+        #[arg(long)]
+        no_auto: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List scheduled and in-progress windows (all with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Show a window with its updates.
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Post an update, or move the end (a duration counts from the start).
+    Update {
+        id: String,
+        #[arg(long)]
+        message: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// End a window now.
+    Complete {
+        id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Cancel a window (its sites come back at once if it was in progress).
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Json {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn impact(s: &str) -> Result<Impact, String> {
+    Impact::parse(s).map_err(|e| e.to_string())
+}
+
+fn incident_status(s: &str) -> Result<IncidentStatus, String> {
+    IncidentStatus::parse(s).map_err(|e| e.to_string())
+}
+
+/// `NAME` or `NAME=STATUS`.
+fn component(s: &str) -> Result<ComponentArg, String> {
+    let (name, status) = match s.split_once('=') {
+        Some((n, st)) => (
+            n,
+            Some(ComponentStatus::parse(st).map_err(|e| e.to_string())?),
+        ),
+        None => (s, None),
+    };
+    if name.is_empty() {
+        return Err(format!(
+            "{s:?}: give a component name (NAME or NAME=STATUS)"
+        ));
+    }
+    Ok(ComponentArg {
+        name: name.to_string(),
+        status,
+    })
+}
+
+/// How the answer is printed.
+enum Show {
+    /// The new ID alone.
+    Id,
+    Incident,
+    Incidents,
+    Maintenance,
+    Maintenances,
+}
+
+/// The command and how to print its answer; `Err` is a message for a mistake the CLI
+/// can see by itself.
+fn command_for_incident(c: &IncidentCmd) -> Result<(Command, Show, bool), String> {
+    Ok(match c {
+        IncidentCmd::Open {
+            title,
+            impact,
+            status,
+            components,
+            message,
+            out,
+        } => {
+            check_title(title)?;
+            check_message(message)?;
+            let cmd = Command::IncidentOpen {
+                title: title.clone(),
+                impact: *impact,
+                status: *status,
+                components: components.clone(),
+                message: message.clone(),
+            };
+            (
+                cmd,
+                if out.json { Show::Incident } else { Show::Id },
+                out.json,
+            )
+        }
+        IncidentCmd::Update {
+            id,
+            status,
+            impact,
+            components,
+            message,
+            out,
+        } => {
+            check_message(message)?;
+            let cmd = Command::IncidentUpdate {
+                id: id.clone(),
+                status: *status,
+                impact: *impact,
+                components: (!components.is_empty()).then(|| components.clone()),
+                message: message.clone(),
+            };
+            (cmd, Show::Incident, out.json)
+        }
+        IncidentCmd::Resolve { id, message, out } => {
+            if let Some(m) = message {
+                check_message(m)?;
+            }
+            let cmd = Command::IncidentResolve {
+                id: id.clone(),
+                message: message.clone(),
+            };
+            (cmd, Show::Incident, out.json)
+        }
+        IncidentCmd::List { all, out } => (
+            Command::IncidentList { all: *all },
+            Show::Incidents,
+            out.json,
+        ),
+        IncidentCmd::Show { id, out } => (
+            Command::IncidentShow { id: id.clone() },
+            Show::Incident,
+            out.json,
+        ),
+    })
+}
+
+fn command_for_maintenance(c: &MaintenanceCmd) -> Result<(Command, Show, bool), String> {
+    Ok(match c {
+        MaintenanceCmd::Schedule {
+            title,
+            sites,
+            components,
+            start,
+            end,
+            message,
+            no_auto,
+            out,
+        } => {
+            check_title(title)?;
+            if let Some(m) = message {
+                check_message(m)?;
+            }
+            if sites.is_empty() && components.is_empty() {
+                return Err("name at least one --site or --component".into());
+            }
+            let cmd = Command::MaintenanceSchedule {
+                title: title.clone(),
+                sites: sites.clone(),
+                components: components.clone(),
+                start: start.clone(),
+                end: end.clone(),
+                message: message.clone(),
+                auto: !no_auto,
+            };
+            (
+                cmd,
+                if out.json {
+                    Show::Maintenance
+                } else {
+                    Show::Id
+                },
+                out.json,
+            )
+        }
+        MaintenanceCmd::List { all, out } => (
+            Command::MaintenanceList { all: *all },
+            Show::Maintenances,
+            out.json,
+        ),
+        MaintenanceCmd::Show { id, out } => (
+            Command::MaintenanceShow { id: id.clone() },
+            Show::Maintenance,
+            out.json,
+        ),
+        MaintenanceCmd::Update {
+            id,
+            message,
+            end,
+            out,
+        } => {
+            if message.is_none() && end.is_none() {
+                return Err("give --message or --end".into());
+            }
+            if let Some(m) = message {
+                check_message(m)?;
+            }
+            let cmd = Command::MaintenanceUpdate {
+                id: id.clone(),
+                message: message.clone(),
+                end: end.clone(),
+            };
+            (cmd, Show::Maintenance, out.json)
+        }
+        MaintenanceCmd::Complete { id, out } => (
+            Command::MaintenanceComplete { id: id.clone() },
+            Show::Maintenance,
+            out.json,
+        ),
+        MaintenanceCmd::Cancel { id, out } => (
+            Command::MaintenanceCancel { id: id.clone() },
+            Show::Maintenance,
+            out.json,
+        ),
+    })
+}
+
+/// Runs `offramp incident …`.
+pub(super) fn incident(cli: &Cli, c: &IncidentCmd, explicit: bool) -> ExitCode {
+    run(cli, command_for_incident(c), explicit)
+}
+
+/// Runs `offramp maintenance …`.
+pub(super) fn maintenance(cli: &Cli, c: &MaintenanceCmd, explicit: bool) -> ExitCode {
+    run(cli, command_for_maintenance(c), explicit)
+}
+
+fn run(cli: &Cli, planned: Result<(Command, Show, bool), String>, explicit: bool) -> ExitCode {
+    let (cmd, show, json) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("offramp: {}", escape(&e));
+            return ExitCode::from(1);
+        }
+    };
+    let socket = match socket_path(cli, explicit) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("offramp: {}", escape(&e));
+            return ExitCode::from(1);
+        }
+    };
+    let reply = match call(&socket.path, &cmd, cli.timeout) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "offramp: {}",
+                escape(&unreachable_message(&socket, &e, cli.timeout))
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if reply.get("ok").and_then(Value::as_bool) != Some(true) {
+        let msg = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("request refused");
+        eprintln!("offramp: {}", escape(&msg.replace('\n', " ")));
+        return ExitCode::from(1);
+    }
+    let result = &reply["result"];
+    let text = match show {
+        Show::Id if !json => format!("{}\n", cell(&result["id"])),
+        _ if json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(result).unwrap_or_default()
+        ),
+        Show::Id | Show::Incident => incident_text(result),
+        Show::Incidents => incidents_table(result),
+        Show::Maintenance => maintenance_text(result),
+        Show::Maintenances => maintenances_table(result),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+fn list(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[][..], Vec::as_slice)
+}
+
+/// `api (major_outage), blog (partial_outage)`.
+fn affected(v: &Value) -> String {
+    let parts: Vec<String> = list(v)
+        .iter()
+        .map(|c| format!("{} ({})", cell(&c["name"]), cell(&c["status"])))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn names(v: &Value) -> String {
+    let parts: Vec<String> = list(v).iter().map(cell).collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn incidents_table(v: &Value) -> String {
+    if list(v).is_empty() {
+        return "no incidents\n".into();
+    }
+    let mut rows =
+        vec![["ID", "STATUS", "IMPACT", "UPDATED", "COMPONENTS", "NAME"].map(String::from)];
+    for i in list(v) {
+        rows.push([
+            cell(&i["id"]),
+            cell(&i["status"]),
+            cell(&i["impact"]),
+            time_cell(&i["updated_at"]),
+            affected(&i["components"]),
+            cell(&i["name"]),
+        ]);
+    }
+    grid(&rows)
+}
+
+fn incident_text(i: &Value) -> String {
+    let mut out = grid(&[
+        ["incident".into(), cell(&i["id"])],
+        ["name".into(), cell(&i["name"])],
+        ["status".into(), cell(&i["status"])],
+        ["impact".into(), cell(&i["impact"])],
+        ["components".into(), affected(&i["components"])],
+        ["created".into(), time_cell(&i["created_at"])],
+        ["resolved".into(), time_cell(&i["resolved_at"])],
+    ]);
+    out.push_str("updates (newest first):\n");
+    for u in list(&i["updates"]) {
+        out.push_str(&format!(
+            "  {}  {}  by {}\n",
+            time_cell(&u["at"]),
+            cell(&u["status"]),
+            cell(&u["by"])
+        ));
+        for line in u["message"].as_str().unwrap_or_default().lines() {
+            out.push_str(&format!("    {}\n", escape(line)));
+        }
+    }
+    out
+}
+
+fn maintenances_table(v: &Value) -> String {
+    if list(v).is_empty() {
+        return "no maintenance\n".into();
+    }
+    let mut rows = vec![[
+        "ID",
+        "STATUS",
+        "START",
+        "END",
+        "SITES",
+        "COMPONENTS",
+        "AUTO",
+        "NAME",
+    ]
+    .map(String::from)];
+    for m in list(v) {
+        rows.push([
+            cell(&m["id"]),
+            cell(&m["status"]),
+            time_cell(&m["start"]),
+            time_cell(&m["end"]),
+            names(&m["sites"]),
+            names(&m["components"]),
+            if m["auto"].as_bool() == Some(false) {
+                "no"
+            } else {
+                "yes"
+            }
+            .into(),
+            cell(&m["name"]),
+        ]);
+    }
+    grid(&rows)
+}
+
+fn maintenance_text(m: &Value) -> String {
+    let mut out = grid(&[
+        ["maintenance".into(), cell(&m["id"])],
+        ["name".into(), cell(&m["name"])],
+        ["status".into(), cell(&m["status"])],
+        ["start".into(), time_cell(&m["start"])],
+        ["end".into(), time_cell(&m["end"])],
+        ["sites".into(), names(&m["sites"])],
+        ["components".into(), names(&m["components"])],
+        [
+            "takes sites offline".into(),
+            if m["auto"].as_bool() == Some(false) {
+                "no"
+            } else {
+                "yes"
+            }
+            .into(),
+        ],
+    ]);
+    out.push_str("updates (newest first):\n");
+    for u in list(&m["updates"]) {
+        out.push_str(&format!(
+            "  {}  {}  by {}\n",
+            time_cell(&u["at"]),
+            cell(&u["status"]),
+            cell(&u["by"])
+        ));
+        for line in u["message"].as_str().unwrap_or_default().lines() {
+            out.push_str(&format!("    {}\n", escape(line)));
+        }
+    }
+    out
+}
