@@ -79,6 +79,9 @@ pub struct SiteRoute {
     pub keep_uri: bool,
     /// `status_page = "builtin"`: offline visitors go to the built-in status page.
     pub builtin: bool,
+    /// `[maintenance] bypass` plus the site's own: peers that reach the upstream while
+    /// the site is offline.
+    pub bypass: Vec<crate::config::Net>,
 }
 
 impl SiteRoute {
@@ -199,6 +202,13 @@ fn site_route(config: &Config, site: &Site) -> SiteRoute {
         status_url,
         keep_uri: site.keep_uri.unwrap_or(config.maintenance.keep_uri),
         builtin,
+        bypass: config
+            .maintenance
+            .bypass
+            .iter()
+            .chain(&site.bypass)
+            .copied()
+            .collect(),
     }
 }
 

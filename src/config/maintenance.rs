@@ -7,7 +7,20 @@ use toml::de::DeTable;
 use super::reader::{Ctx, Value};
 use super::{Maintenance, OfflineCode, StatusPage, StatusUrl};
 
-const MAINTENANCE_KEYS: &[&str] = &["status_page", "code", "keep_uri"];
+const MAINTENANCE_KEYS: &[&str] = &["status_page", "code", "keep_uri", "bypass"];
+
+/// A `bypass` list: networks or addresses (a single string is a list of one).
+pub(super) fn parse_bypass(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Vec<super::Net> {
+    let mut out = Vec::new();
+    for (s, span) in ctx.strings(key, v).unwrap_or_default() {
+        match super::Net::parse(&s) {
+            Ok(n) if out.contains(&n) => ctx.err(&span, key, format!("{n} is listed twice")),
+            Ok(n) => out.push(n),
+            Err(e) => ctx.err(&span, key, e),
+        }
+    }
+    out
+}
 
 /// A `status_page` value: `"builtin"` or a URL.
 pub(super) fn parse_status_page(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<StatusPage> {
@@ -30,6 +43,7 @@ pub(super) fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenan
         status_page: None,
         code: OfflineCode::Found,
         keep_uri: true,
+        bypass: Vec::new(),
     };
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
@@ -38,6 +52,7 @@ pub(super) fn parse_maintenance(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Maintenan
             "status_page" => m.status_page = parse_status_page(ctx, &key, v),
             "code" => m.code = parse_code(ctx, &key, v).unwrap_or(OfflineCode::Found),
             "keep_uri" => m.keep_uri = ctx.boolean(&key, v).unwrap_or(true),
+            "bypass" => m.bypass = parse_bypass(ctx, &key, v),
             _ => ctx.unknown(&key, &k.span(), MAINTENANCE_KEYS),
         }
     }

@@ -12,6 +12,7 @@
 
 mod component;
 mod maintenance;
+mod net;
 mod parse;
 mod reader;
 mod server;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use crate::tls::CertStore;
 
+pub use net::Net;
 pub use url::StatusUrl;
 
 /// Where the config lives when `-c` is not given.
@@ -94,6 +96,8 @@ pub struct Maintenance {
     pub status_page: Option<StatusPage>,
     pub code: OfflineCode,
     pub keep_uri: bool,
+    /// `bypass`: peers in these networks reach offline sites' upstreams.
+    pub bypass: Vec<Net>,
 }
 
 /// Where offline visitors are sent.
@@ -166,6 +170,8 @@ pub struct Site {
     pub tls_verify: bool,
     /// `group = "Media"`: the group it is shown in on the status page.
     pub group: Option<String>,
+    /// `bypass`: networks added to `[maintenance] bypass` for this site.
+    pub bypass: Vec<Net>,
 }
 
 /// One `[[component]]`: shown on the status page, with no proxy behind it.

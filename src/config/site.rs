@@ -26,6 +26,7 @@ const SITE_KEYS: &[&str] = &[
     "read_timeout",
     "tls_verify",
     "group",
+    "bypass",
 ];
 
 /// Where a site's keys are, for errors found when comparing sites.
@@ -59,6 +60,7 @@ pub(super) fn parse_site(
         read_timeout: DEFAULT_READ_TIMEOUT,
         tls_verify: true,
         group: None,
+        bypass: Vec::new(),
     };
     let mut seen_upstream = false;
     for (k, v) in t.iter() {
@@ -144,6 +146,7 @@ pub(super) fn parse_site(
             }
             "tls_verify" => site.tls_verify = ctx.boolean(&key, v).unwrap_or(true),
             "group" => site.group = super::component::parse_group(ctx, &key, v),
+            "bypass" => site.bypass = super::maintenance::parse_bypass(ctx, &key, v),
             _ => ctx.unknown(&key, &k.span(), SITE_KEYS),
         }
     }

@@ -27,7 +27,8 @@ pub fn is_acme_challenge(target: &[u8]) -> bool {
 
 /// What offramp does with the request `f` in snapshot `snap`, in this order: a target
 /// too long, no usable host, a status host, an unknown host, an ACME challenge (always
-/// proxied), `redirect_https`, an offline site (redirect or maintenance page), proxy.
+/// proxied), `redirect_https`, an offline site (its upstream for a peer in `bypass`,
+/// else a redirect or the maintenance page), proxy.
 pub fn decide(snap: &Snapshot, f: &Facts) -> Decision {
     // Bounds what reaches an upstream and the size of a redirect's Location.
     if f.target_len > crate::limits::MAX_REQUEST_TARGET {
@@ -74,6 +75,12 @@ pub fn decide(snap: &Snapshot, f: &Facts) -> Decision {
     }
     if state.state == SiteState::Online {
         return Decision::Proxy { site: idx };
+    }
+    // Admin bypass: only the TCP peer counts, never a header.
+    if let Some(peer) = f.peer.filter(|_| !site.bypass.is_empty()) {
+        if site.bypass.iter().any(|n| n.contains(peer)) {
+            return Decision::Proxy { site: idx };
+        }
     }
     let redirects = matches!(site.code, OfflineCode::Found | OfflineCode::Temporary);
     if redirects && site.builtin {

@@ -16,6 +16,7 @@ const CONFIG: &str = r#"
 http = "127.0.0.1:0"
 [maintenance]
 status_page = "https://status.example.com"
+bypass = ["192.168.1.0/24"]
 [[site]]
 name = "cloud"
 hosts = ["cloud.example"]
@@ -24,6 +25,7 @@ upstream = "http://127.0.0.1:9"
 name = "shop"
 hosts = ["shop.example"]
 upstream = "http://127.0.0.1:9"
+bypass = ["::1"]
 [[site]]
 name = "wiki"
 hosts = ["wiki.example"]
@@ -162,4 +164,35 @@ fn a_503_site_gets_the_maintenance_page_with_its_link() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.retry_after, None);
     assert_eq!(d.outcome(), Outcome::Maintenance);
+}
+
+#[test]
+fn a_peer_in_bypass_reaches_an_offline_site_and_nothing_else_does() {
+    let snap = snapshot(false);
+    let from = |peer: &str, host: &'static str| {
+        let mut f = facts(Scheme::Http, Some(host), "/admin");
+        f.peer = Some(peer.parse().unwrap());
+        decide(&snap, &f)
+    };
+    // [maintenance] bypass covers every site; a site's own adds to it.
+    assert_eq!(
+        from("192.168.1.20", "shop.example"),
+        Decision::Proxy { site: 1 }
+    );
+    assert_eq!(
+        from("::ffff:192.168.1.20", "wiki.example"),
+        Decision::Proxy { site: 2 }
+    );
+    assert_eq!(from("::1", "shop.example"), Decision::Proxy { site: 1 });
+    assert!(matches!(
+        from("::1", "wiki.example"),
+        Decision::Redirect { .. }
+    ));
+    assert!(matches!(
+        from("192.168.2.1", "shop.example"),
+        Decision::Redirect { .. }
+    ));
+    // No peer known: no bypass.
+    let f = facts(Scheme::Http, Some("shop.example"), "/admin");
+    assert!(matches!(decide(&snap, &f), Decision::Redirect { .. }));
 }

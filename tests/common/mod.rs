@@ -467,6 +467,30 @@ impl Conn {
         }
     }
 
+    /// A connection from the local address `local` (any of 127.0.0.0/8 on loopback), to
+    /// test rules on the client's address.
+    pub fn open_from(addr: SocketAddr, local: std::net::IpAddr) -> Conn {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        let stream = rt
+            .block_on(async {
+                let s = tokio::net::TcpSocket::new_v4()?;
+                s.bind(SocketAddr::new(local, 0))?;
+                s.connect(addr).await?.into_std()
+            })
+            .unwrap_or_else(|e| panic!("connect to {addr} from {local}: {e}"));
+        stream.set_nonblocking(false).expect("blocking");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream.set_write_timeout(Some(WAIT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write request");
