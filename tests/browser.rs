@@ -1,7 +1,8 @@
 //! A real browser on the built-in status page: headless Chromium opens an offline
 //! site, lands on its maintenance page on the status host, the site is flipped online
 //! with the CLI, and the page's own script takes the browser back to the exact URL it
-//! asked for first.
+//! asked for first; and a page of another origin that embeds `embed.js` shows an
+//! incident's notice within the script's refresh after the incident is opened.
 //!
 //! Needs Chromium (`apt-get install chromium`; `.ci/run` installs it). Without it the
 //! test says SKIPPED on stderr and passes, unless `OFFRAMP_REQUIRE_BROWSER=1` (set by
@@ -82,6 +83,15 @@ impl Browser {
 
     /// The URL the browser's page shows now.
     fn url(&self) -> Option<String> {
+        self.page_field("url")
+    }
+
+    /// The title of the browser's page now.
+    fn title(&self) -> Option<String> {
+        self.page_field("title")
+    }
+
+    fn page_field(&self, field: &str) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.devtools)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
@@ -98,7 +108,7 @@ impl Browser {
         list.as_array()?
             .iter()
             .find(|t| t["type"] == "page")
-            .and_then(|t| t["url"].as_str())
+            .and_then(|t| t[field].as_str())
             .map(str::to_string)
     }
 }
@@ -110,13 +120,87 @@ impl Drop for Browser {
     }
 }
 
-#[test]
-fn browser_on_the_maintenance_page_returns_to_its_url_when_the_site_is_back() {
-    let Some(bin) = chromium() else {
+fn browser_or_skip() -> Option<PathBuf> {
+    let bin = chromium();
+    if bin.is_none() {
         if std::env::var("OFFRAMP_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("OFFRAMP_REQUIRE_BROWSER=1 but no Chromium found (apt-get install chromium)");
         }
         eprintln!("SKIPPED: no Chromium found; install it (apt-get install chromium) to run the browser test");
+    }
+    bin
+}
+
+/// A page of another origin that embeds the status host's `embed.js`, served by a
+/// thread of this test. Its own script shows in the title what the notice says.
+fn embedding_page(status: &str) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let html = format!(
+        "<!doctype html><html><head><title>waiting</title></head><body><p>A page elsewhere</p>\
+<script src=\"{status}/embed.js\" data-site=\"cloud\"></script>\
+<script>setInterval(function () {{ var n = document.querySelector('.offramp-notice strong');\
+document.title = n ? 'notice:' + n.textContent : 'none'; }}, 200);</script></body></html>"
+    );
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                html.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_incident_notice_appears_on_a_page_of_another_origin_while_it_is_open() {
+    let Some(bin) = browser_or_skip() else {
+        return;
+    };
+    let origin = TestOrigin::start("o");
+    let text = format!(
+        "{}[maintenance]\nstatus_page = \"builtin\"\n\
+[[site]]\nname = \"cloud\"\nhosts = [\"cloud.home.example\"]\nupstream = \"{}\"\n\
+[status]\nhosts = [\"status.home.example\"]\n",
+        server_section(""),
+        origin.url()
+    );
+    let o = Offramp::start(&text);
+    let status = format!("http://status.home.example:{}", o.addr().port());
+    let page = embedding_page(&status);
+    let b = Browser::open(
+        &bin,
+        &format!("http://page.elsewhere.example:{}/", page.port()),
+    );
+    wait_for(Duration::from_secs(30), "the page without a notice", || {
+        (b.title().as_deref() == Some("none")).then_some(())
+    });
+    // Opened while the page is open: the notice shows up by itself.
+    o.cli(&[
+        "incident",
+        "open",
+        "Cloud is slow",
+        "--impact",
+        "minor",
+        "--component",
+        "cloud=degraded_performance",
+        "--message",
+        "Looking into it",
+    ])
+    .ok();
+    let title = wait_for(Duration::from_secs(45), "the incident notice", || {
+        b.title().filter(|t| t.starts_with("notice:"))
+    });
+    assert_eq!(title, "notice:Cloud is slow");
+}
+
+#[test]
+fn browser_on_the_maintenance_page_returns_to_its_url_when_the_site_is_back() {
+    let Some(bin) = browser_or_skip() else {
         return;
     };
     let origin = TestOrigin::start("o");

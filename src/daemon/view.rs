@@ -42,6 +42,7 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
             .collect(),
         updated_at: t,
         platform,
+        rendered: Default::default(),
     };
     Snapshot {
         table: inner.table.clone(),

@@ -18,6 +18,10 @@ pub const HTML: &str = "text/html; charset=utf-8";
 pub const JSON: &str = "application/json";
 /// `Content-Type` of the status host's scripts.
 pub const JS: &str = "text/javascript; charset=utf-8";
+/// Content-Type of the Atom feed.
+pub const ATOM: &str = "application/atom+xml; charset=utf-8";
+/// Content-Type of the RSS feed.
+pub const RSS: &str = "application/rss+xml; charset=utf-8";
 
 /// A complete answer offramp writes itself. Every one carries `Cache-Control:
 /// no-store`: none of them may be kept by a cache once the site's state changes.

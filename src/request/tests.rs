@@ -59,6 +59,7 @@ fn snapshot(redirect_https: bool) -> Snapshot {
             vec![],
             OffsetDateTime::UNIX_EPOCH,
         )),
+        rendered: Default::default(),
     };
     Snapshot {
         table: Arc::new(table),

@@ -2,13 +2,18 @@
 //! (`/api/v2/summary.json`, `status.json`, `components.json`) so that existing widgets
 //! and scripts can read it, plus `/api/sites/<site>.json` for the maintenance page.
 //!
-//! Sites are components (their name is their id); a site under maintenance is also an
-//! in-progress scheduled maintenance carrying the reason and expected end.
+//! Components are the sites and `[[component]]`s (their name is their id), with a group
+//! component per `group`; incidents and scheduled maintenance are the platform's; a
+//! site flipped offline by hand (not by a window) is also an in-progress scheduled
+//! maintenance carrying the reason and expected end. Cancelled windows are left out
+//! (Statuspage has no such status).
 
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{ComponentStatus, SiteView, View};
+use super::{SiteView, View};
+use crate::config::SiteState;
+use crate::platform::{ComponentStatus, ComponentView, Incident, Maintenance, MaintenanceStatus};
 
 /// Statuspage's page id field; one offramp serves one page.
 const PAGE_ID: &str = "offramp";
@@ -38,18 +43,42 @@ fn indicator(view: &View) -> Value {
     json!({"indicator": i.api(), "description": i.description()})
 }
 
-fn component(s: &SiteView, position: usize) -> Value {
+/// Statuspage's id of a group component: the group's name in lower case, `-` for
+/// anything but a-z 0-9 (component names are already such ids).
+fn group_id(name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("group-{slug}")
+}
+
+fn component_json(view: &View, c: &ComponentView, position: usize) -> Value {
+    let site = c
+        .site
+        .then(|| view.sites.iter().find(|s| s.name == c.name))
+        .flatten();
+    let since = site.and_then(|s| s.since);
+    let description = site
+        .and_then(|s| s.reason.clone())
+        .or_else(|| c.description.clone());
     json!({
-        "id": s.name,
-        "name": s.name,
-        "status": s.status.api(),
-        "created_at": ts(s.since),
-        "updated_at": ts(s.since),
+        "id": c.name,
+        "name": c.name,
+        "status": c.status.api(),
+        "created_at": ts(since),
+        "updated_at": ts(since.or(Some(view.platform.built_at))),
         "position": position + 1,
-        "description": s.reason,
+        "description": description,
         "showcase": true,
         "start_date": Value::Null,
-        "group_id": Value::Null,
+        "group_id": c.group.as_deref().map(group_id),
         "page_id": PAGE_ID,
         "group": false,
         "only_show_if_degraded": false,
@@ -57,19 +86,168 @@ fn component(s: &SiteView, position: usize) -> Value {
 }
 
 fn components_of(view: &View) -> Vec<Value> {
-    view.sites
+    let p = &*view.platform;
+    let mut out: Vec<Value> = p
+        .components
         .iter()
         .enumerate()
-        .map(|(i, s)| component(s, i))
+        .map(|(i, c)| component_json(view, c, i))
+        .collect();
+    let mut groups: Vec<&str> = Vec::new();
+    for g in p.components.iter().filter_map(|c| c.group.as_deref()) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    for (n, g) in groups.into_iter().enumerate() {
+        let members: Vec<&ComponentView> = p
+            .components
+            .iter()
+            .filter(|c| c.group.as_deref() == Some(g))
+            .collect();
+        out.push(json!({
+            "id": group_id(g),
+            "name": g,
+            "status": ComponentStatus::worst(members.iter().map(|c| c.status)).api(),
+            "created_at": Value::Null,
+            "updated_at": ts(Some(p.built_at)),
+            "position": p.components.len() + n + 1,
+            "description": Value::Null,
+            "showcase": false,
+            "start_date": Value::Null,
+            "group_id": Value::Null,
+            "page_id": PAGE_ID,
+            "group": true,
+            "only_show_if_degraded": false,
+            "components": members.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        }));
+    }
+    out
+}
+
+/// The component objects of the named components (for an incident's `components`).
+fn named_components(view: &View, names: impl Iterator<Item = String>) -> Vec<Value> {
+    let p = &*view.platform;
+    names
+        .filter_map(|n| {
+            p.components
+                .iter()
+                .position(|c| c.name == n)
+                .map(|i| component_json(view, &p.components[i], i))
+        })
         .collect()
 }
 
+fn incident_json(view: &View, i: &Incident, origin: &str) -> Value {
+    let updates: Vec<Value> = i
+        .updates
+        .iter()
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "status": u.status.api(),
+                "body": u.message,
+                "incident_id": i.id,
+                "created_at": ts(Some(u.at)),
+                "updated_at": ts(Some(u.at)),
+                "display_at": ts(Some(u.at)),
+                "affected_components": u.components.iter().map(|c| json!({
+                    "code": c.name, "name": c.name, "new_status": c.status.api(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let monitoring_at = i
+        .updates
+        .iter()
+        .rev()
+        .find(|u| u.status == crate::platform::IncidentStatus::Monitoring)
+        .map(|u| u.at);
+    json!({
+        "id": i.id,
+        "name": i.name,
+        "status": i.status.api(),
+        "impact": i.impact.api(),
+        "created_at": ts(Some(i.created_at)),
+        "updated_at": ts(Some(i.updated_at)),
+        "started_at": ts(Some(i.created_at)),
+        "monitoring_at": ts(monitoring_at),
+        "resolved_at": ts(i.resolved_at),
+        "shortlink": format!("{origin}/incidents/{}", i.id),
+        "page_id": PAGE_ID,
+        "incident_updates": updates,
+        "components": named_components(view, i.components.iter().map(|c| c.name.clone())),
+    })
+}
+
+fn maintenance_json(view: &View, m: &Maintenance, origin: &str) -> Value {
+    let updates: Vec<Value> = m
+        .updates
+        .iter()
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "status": u.status.api(),
+                "body": u.message,
+                "incident_id": m.id,
+                "created_at": ts(Some(u.at)),
+                "updated_at": ts(Some(u.at)),
+                "display_at": ts(Some(u.at)),
+            })
+        })
+        .collect();
+    json!({
+        "id": m.id,
+        "name": m.name,
+        "status": m.status.api(),
+        "impact": "maintenance",
+        "created_at": ts(Some(m.created_at)),
+        "updated_at": ts(Some(m.updated_at)),
+        "started_at": ts(Some(m.start)),
+        "monitoring_at": Value::Null,
+        "resolved_at": ts((m.status == MaintenanceStatus::Completed).then_some(m.end)),
+        "scheduled_for": ts(Some(m.start)),
+        "scheduled_until": ts(Some(m.end)),
+        "shortlink": format!("{origin}/incidents/{}", m.id),
+        "page_id": PAGE_ID,
+        "incident_updates": updates,
+        "components": named_components(view, m.sites.iter().chain(&m.components).cloned()),
+    })
+}
+
+/// The real windows that match `keep`, soonest first, then the sites flipped offline
+/// by hand (in progress, as before windows existed).
+fn scheduled(view: &View, origin: &str, keep: impl Fn(MaintenanceStatus) -> bool) -> Vec<Value> {
+    let p = &*view.platform;
+    let mut list: Vec<&Maintenance> = p
+        .maintenances
+        .iter()
+        .filter(|m| m.status != MaintenanceStatus::Cancelled && keep(m.status))
+        .collect();
+    list.sort_by_key(|m| m.start);
+    let mut out: Vec<Value> = list
+        .into_iter()
+        .map(|m| maintenance_json(view, m, origin))
+        .collect();
+    if keep(MaintenanceStatus::InProgress) {
+        out.extend(maintenances(view, origin));
+    }
+    out
+}
+
+/// Sites offline by a flip (not by a window, which is listed itself), as in-progress
+/// maintenances.
 fn maintenances(view: &View, origin: &str) -> Vec<Value> {
+    let by_window = |name: &str| {
+        view.platform.maintenances.iter().any(|m| {
+            m.auto && m.status == MaintenanceStatus::InProgress && m.sites.iter().any(|s| s == name)
+        })
+    };
     view.sites
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.status == ComponentStatus::UnderMaintenance)
-        .map(|(i, s)| {
+        .filter(|(_, s)| s.state == SiteState::Offline && !by_window(&s.name))
+        .map(|(_, s)| {
             let id = format!("{}-{}", s.name, s.since.map_or(0, |t| t.unix_timestamp()));
             let body = s
                 .reason
@@ -98,21 +276,52 @@ fn maintenances(view: &View, origin: &str) -> Vec<Value> {
                     "updated_at": ts(s.since),
                     "display_at": ts(s.since),
                 }],
-                "components": [component(s, i)],
+                "components": named_components(view, std::iter::once(s.name.clone())),
             })
         })
         .collect()
 }
 
-/// `/api/v2/summary.json`: page, status, components, incidents, maintenances.
+fn incidents_of(view: &View, origin: &str, open_only: bool, limit: usize) -> Vec<Value> {
+    view.platform
+        .incidents
+        .iter()
+        .filter(|i| !open_only || i.is_open())
+        .take(limit)
+        .map(|i| incident_json(view, i, origin))
+        .collect()
+}
+
+/// `/api/v2/summary.json`: page, status, components, unresolved incidents, maintenance
+/// in progress and upcoming.
 pub fn summary(view: &View, origin: &str) -> Value {
     json!({
         "page": page(view, origin),
         "status": indicator(view),
         "components": components_of(view),
-        "incidents": [],
-        "scheduled_maintenances": maintenances(view, origin),
+        "incidents": incidents_of(view, origin, true, usize::MAX),
+        "scheduled_maintenances": scheduled(view, origin, |s| {
+            matches!(s, MaintenanceStatus::InProgress | MaintenanceStatus::Scheduled)
+        }),
     })
+}
+
+/// `/api/v2/incidents.json` (the 50 most recent) and `incidents/unresolved.json`.
+pub fn incidents(view: &View, origin: &str, unresolved: bool) -> Value {
+    json!({
+        "page": page(view, origin),
+        "incidents": incidents_of(view, origin, unresolved, if unresolved { usize::MAX } else { 50 }),
+    })
+}
+
+/// `/api/v2/scheduled-maintenances.json` (`None`: the 50 most recent of any status),
+/// `…/upcoming.json` (`Scheduled`) and `…/active.json` (`InProgress`).
+pub fn scheduled_maintenances(view: &View, origin: &str, only: Option<MaintenanceStatus>) -> Value {
+    let mut list = scheduled(view, origin, |s| only.is_none_or(|o| o == s));
+    if only.is_none() {
+        list.truncate(50);
+    }
+    json!({"page": page(view, origin), "scheduled_maintenances": list})
 }
 
 /// `/api/v2/status.json`: page and the blended status.

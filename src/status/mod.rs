@@ -18,6 +18,8 @@
 //! redirect itself (see `proxy`, `maintenance`).
 
 mod api;
+mod feed;
+mod incidents;
 mod pages;
 
 use bytes::Bytes;
@@ -120,6 +122,21 @@ pub struct View {
     pub updated_at: OffsetDateTime,
     /// Components, incidents and maintenance (section 9), as of this snapshot.
     pub platform: std::sync::Arc<crate::platform::PlatformView>,
+    /// Pages rendered once per snapshot, on first request.
+    pub rendered: Rendered,
+}
+
+/// The pages that depend on nothing but the view, rendered at most once per snapshot
+/// (a snapshot never changes): the overview and the history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    overview: std::sync::OnceLock<String>,
+    history: std::sync::OnceLock<String>,
+}
+
+/// The overview page of `view`, rendered anew (benchmarks; requests use the cache).
+pub fn render_overview(view: &View) -> String {
+    incidents::overview(view)
 }
 
 /// Content-Security-Policy of the status host's HTML pages: their own script only.
@@ -158,6 +175,10 @@ fn json(value: &serde_json::Value) -> Reply {
     Reply::typed(200, reply::JSON, Bytes::from(value.to_string())).with_fixed(SHARED_HEADERS)
 }
 
+fn feed_reply(content_type: &'static str, body: String) -> Reply {
+    Reply::typed(200, content_type, Bytes::from(body)).with_fixed(SHARED_HEADERS)
+}
+
 fn script(text: &'static str) -> Reply {
     Reply::typed(200, reply::JS, Bytes::from_static(text.as_bytes())).with_fixed(SHARED_HEADERS)
 }
@@ -189,11 +210,42 @@ pub fn handle(
         None => (target, &b""[..]),
     };
     let path = std::str::from_utf8(path).unwrap_or("");
+    use crate::platform::MaintenanceStatus as M;
     match path {
-        "/" => html(200, pages::overview(view)),
+        "/" => html(
+            200,
+            view.rendered
+                .overview
+                .get_or_init(|| incidents::overview(view))
+                .clone(),
+        ),
+        "/history" => html(
+            200,
+            view.rendered
+                .history
+                .get_or_init(|| incidents::history(view))
+                .clone(),
+        ),
+        "/history.atom" => feed_reply(reply::ATOM, feed::atom(view, origin)),
+        "/history.rss" => feed_reply(reply::RSS, feed::rss(view, origin)),
         "/api/v2/summary.json" => json(&api::summary(view, origin)),
         "/api/v2/status.json" => json(&api::status(view, origin)),
         "/api/v2/components.json" => json(&api::components(view, origin)),
+        "/api/v2/incidents.json" => json(&api::incidents(view, origin, false)),
+        "/api/v2/incidents/unresolved.json" => json(&api::incidents(view, origin, true)),
+        "/api/v2/scheduled-maintenances.json" => {
+            json(&api::scheduled_maintenances(view, origin, None))
+        }
+        "/api/v2/scheduled-maintenances/upcoming.json" => json(&api::scheduled_maintenances(
+            view,
+            origin,
+            Some(M::Scheduled),
+        )),
+        "/api/v2/scheduled-maintenances/active.json" => json(&api::scheduled_maintenances(
+            view,
+            origin,
+            Some(M::InProgress),
+        )),
         "/embed.js" => script(EMBED_JS),
         "/assets/status.js" => script(STATUS_JS),
         _ => {
@@ -209,6 +261,12 @@ pub fn handle(
                 if let Some(i) = site_index(view, name) {
                     return json(&api::site(&view.sites[i]));
                 }
+            }
+            if let Some(page) = path
+                .strip_prefix("/incidents/")
+                .and_then(|id| incidents::incident_page(view, id))
+            {
+                return html(200, page);
             }
             html(404, pages::not_found(view, "Page not found"))
         }

@@ -1,4 +1,5 @@
-//! The status host's HTML: the overview, the per-site maintenance page, 404. Light and
+//! The status host's HTML frame (layout, styles, time tags) and the per-site
+//! maintenance page and 404; the platform's pages are `incidents`'. Light and
 //! dark themes, readable on a phone, no external assets; everything from the config or
 //! a request is HTML-escaped.
 
@@ -12,7 +13,7 @@ use crate::state::{Cause, HistoryEvent};
 use crate::text::html_escape as esc;
 
 /// Seconds between reloads of a page without JavaScript.
-const REFRESH_OVERVIEW: u32 = 60;
+pub(super) const REFRESH_OVERVIEW: u32 = 60;
 const REFRESH_MAINTENANCE: u32 = 30;
 
 const STYLE: &str = "\
@@ -26,9 +27,20 @@ main{max-width:46rem;margin:0 auto;padding:1.5rem 1rem 3rem}a{color:var(--link)}
 .row{display:flex;justify-content:space-between;gap:1rem;flex-wrap:wrap}.name{font-weight:600}\
 .st{font-weight:600;white-space:nowrap}.st.operational{color:var(--ok)}.st.under_maintenance{color:var(--mt)}\
 .detail{color:var(--muted);font-size:.92rem;margin-top:.2rem}.muted{color:var(--muted)}footer{margin-top:2.5rem;font-size:.85rem;color:var(--muted)}\
-.card{background:var(--card);border:1px solid var(--line);border-radius:.6rem;padding:1.2rem 1.4rem}.reason{font-size:1.1rem}";
+.card{background:var(--card);border:1px solid var(--line);border-radius:.6rem;padding:1.2rem 1.4rem}.reason{font-size:1.1rem}\
+:root{--minor:#9a6700;--minorbg:#fff8c5;--major:#bc4c00;--majorbg:#fff1e5;--crit:#cf222e;--critbg:#ffebe9}\
+@media (prefers-color-scheme:dark){:root{--minor:#d29922;--minorbg:#2e2600;--major:#f0883e;--majorbg:#3d1d00;--crit:#ff7b72;--critbg:#3d0d0d}}\
+.banner.minor{background:var(--minorbg);color:var(--minor)}.banner.major{background:var(--majorbg);color:var(--major)}.banner.critical{background:var(--critbg);color:var(--crit)}.banner.maintenance{background:var(--mtbg);color:var(--mt)}.banner.none{background:var(--okbg);color:var(--ok)}\
+.st.degraded_performance{color:var(--minor)}.st.partial_outage{color:var(--major)}.st.major_outage{color:var(--crit)}\
+.inc{background:var(--card);border:1px solid var(--line);border-left:.35rem solid var(--line);border-radius:.6rem;padding:1rem 1.2rem;margin:0 0 1rem}\
+.inc.none{border-left-color:var(--muted)}.inc.minor{border-left-color:var(--minor)}.inc.major{border-left-color:var(--major)}.inc.critical{border-left-color:var(--crit)}.inc.maintenance{border-left-color:var(--mt)}\
+.inc h3{margin:0 0 .5rem;font-size:1.05rem}.inc h3 a{color:inherit;text-decoration:none}.inc h3 a:hover{text-decoration:underline}\
+.upd{margin:.6rem 0 0;padding:0;list-style:none}.upd li{margin:.5rem 0}.upd b{margin-right:.4rem}.upd p{margin:.1rem 0;white-space:pre-wrap;overflow-wrap:anywhere}\
+.grp{padding:.55rem 1.2rem;font-weight:600;background:var(--bg);border-top:1px solid var(--line)}.desc{color:var(--muted);font-size:.9rem}\
+.day{margin:1.2rem 0 .3rem;font-weight:600;border-bottom:1px solid var(--line);padding-bottom:.2rem}.day+p{margin:.3rem 0 .8rem}\
+.past{margin:.4rem 0 .8rem}.past a{font-weight:600}.tag{font-size:.8rem;border:1px solid var(--line);border-radius:1rem;padding:0 .5rem;margin-left:.4rem;color:var(--muted);white-space:nowrap}";
 
-fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str) -> String {
+pub(super) fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str) -> String {
     let mut head = String::new();
     if let Some(secs) = refresh {
         let _ = write!(head, "<meta http-equiv=\"refresh\" content=\"{secs}\">");
@@ -38,8 +50,10 @@ fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str) -> String 
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"color-scheme\" content=\"light dark\">{head}\
 <title>{title} · {site}</title><style>{STYLE}</style>\
+<link rel=\"alternate\" type=\"application/atom+xml\" title=\"{site}\" href=\"/history.atom\">\
 <script src=\"/assets/status.js\" defer></script></head>\
 <body><main>{body}<footer>Updated {updated}. <a href=\"/\">Overview</a> · \
+<a href=\"/history\">History</a> · <a href=\"/history.atom\">Atom</a> · <a href=\"/history.rss\">RSS</a> · \
 <a href=\"/api/v2/summary.json\">API</a> · served by offramp</footer></main></body></html>\n",
         title = esc(title),
         site = esc(&view.title),
@@ -49,7 +63,7 @@ fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str) -> String 
 
 /// `<time datetime="...">2026-12-02 18:00 UTC</time>`; the page script shows it in the
 /// visitor's local time.
-fn time_tag(t: Option<OffsetDateTime>) -> String {
+pub(super) fn time_tag(t: Option<OffsetDateTime>) -> String {
     let Some(t) = t else {
         return String::new();
     };
@@ -65,7 +79,7 @@ fn status_span(s: ComponentStatus) -> String {
     format!("<span class=\"st {}\">{}</span>", s.api(), s.label())
 }
 
-fn site_detail(s: &SiteView) -> String {
+pub(super) fn site_detail(s: &SiteView) -> String {
     if s.status == ComponentStatus::Operational {
         return String::new();
     }
@@ -87,62 +101,7 @@ fn site_detail(s: &SiteView) -> String {
     format!("<div class=\"detail\">{d}</div>")
 }
 
-/// `/`: every site, the blended status, the recent history.
-pub fn overview(view: &View) -> String {
-    let down = view
-        .sites
-        .iter()
-        .filter(|s| s.status == ComponentStatus::UnderMaintenance)
-        .count();
-    let mut b = format!("<h1>{}</h1>", esc(&view.title));
-    match down {
-        0 => b.push_str("<div class=\"banner ok\">All systems operational</div>"),
-        1 => b.push_str("<div class=\"banner mt\">1 site is under maintenance</div>"),
-        n => {
-            let _ = write!(
-                b,
-                "<div class=\"banner mt\">{n} sites are under maintenance</div>"
-            );
-        }
-    }
-    b.push_str("<ul class=\"list\" id=\"sites\">");
-    for s in &view.sites {
-        let _ = write!(
-            b,
-            "<li data-site=\"{n}\"><div class=\"row\"><span class=\"name\">{n}</span>{st}</div>{d}</li>",
-            n = esc(&s.name),
-            st = status_span(s.status),
-            d = site_detail(s),
-        );
-    }
-    if view.sites.is_empty() {
-        b.push_str("<li class=\"muted\">No sites configured.</li>");
-    }
-    b.push_str("</ul>");
-    if !view.links.is_empty() {
-        b.push_str("<h2>Links</h2><ul class=\"list\">");
-        for l in &view.links {
-            let _ = write!(
-                b,
-                "<li><a href=\"{}\" rel=\"noopener\">{}</a></li>",
-                esc(&l.url),
-                esc(&l.name)
-            );
-        }
-        b.push_str("</ul>");
-    }
-    b.push_str("<h2>Recent changes</h2><ul class=\"list\" id=\"history\">");
-    for e in &view.history {
-        b.push_str(&history_item(e));
-    }
-    if view.history.is_empty() {
-        b.push_str("<li class=\"muted\">No changes recorded yet.</li>");
-    }
-    b.push_str("</ul>");
-    layout(view, "Status", Some(REFRESH_OVERVIEW), &b)
-}
-
-fn history_item(e: &HistoryEvent) -> String {
+pub(super) fn history_item(e: &HistoryEvent) -> String {
     let (status, verb) = match e.state {
         SiteState::Offline => (ComponentStatus::UnderMaintenance, "went into maintenance"),
         SiteState::Online => (ComponentStatus::Operational, "is back online"),

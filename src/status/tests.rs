@@ -60,6 +60,7 @@ fn view(cloud: SiteState) -> View {
             ],
             OffsetDateTime::UNIX_EPOCH,
         )),
+        rendered: Default::default(),
     }
 }
 
