@@ -10,6 +10,7 @@
 //! `maintenance`, `site` and `status`; `validate` runs the checks across them; `url`
 //! parses status-page URLs and host names.
 
+pub mod api;
 mod component;
 mod maintenance;
 mod net;
@@ -62,6 +63,8 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// `[[component]]`s: status-page components with no proxy behind them.
     pub components: Vec<Component>,
+    /// `[api]`: the write API's tokens (`None`: `/api/v1/` answers 404).
+    pub api: Option<api::Api>,
     pub status: Option<StatusSection>,
     pub demo: Option<Demo>,
     /// The certificates of the `certs` directory, loaded and checked (HTTPS only).
@@ -87,6 +90,8 @@ pub struct Server {
     pub access_log: bool,
     /// The status platform's SQLite database (`[server] data`).
     pub data: PathBuf,
+    /// `admin_tls`: the admin listener speaks TLS with offramp's certificates.
+    pub admin_tls: bool,
 }
 
 /// `[maintenance]`: what offline visitors get.

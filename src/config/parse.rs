@@ -49,6 +49,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let mut status = None;
     let mut demo = None;
     let mut components = Vec::new();
+    let mut api = None;
     for (k, v) in root.get_ref().iter() {
         match k.get_ref().as_ref() {
             "server" => {
@@ -93,6 +94,11 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                 ),
             },
             "status" => status = ctx.table("status", v).map(|t| parse_status(&mut ctx, t)),
+            "api" => {
+                api = ctx
+                    .table("api", v)
+                    .map(|t| super::api::parse_api(&mut ctx, t, file))
+            }
             "demo" => {
                 demo = ctx
                     .table("demo", v)
@@ -107,6 +113,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                     "site",
                     "component",
                     "status",
+                    "api",
                     "demo",
                 ],
             ),
@@ -134,6 +141,20 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
         demo.as_ref(),
     );
 
+    if api.is_some() && server.admin.is_none() {
+        ctx.err_key(
+            spans.get("api", "tokens"),
+            "api.tokens",
+            "the write API is served on the admin listener only: set [server] admin",
+        );
+    }
+    if server.admin_tls && (server.admin.is_none() || server.https.is_empty()) {
+        ctx.err_key(
+            spans.get("server", "admin_tls"),
+            "server.admin_tls",
+            "admin_tls serves the admin listener with offramp's certificates: it needs [server] admin and HTTPS listeners with certs",
+        );
+    }
     let mut warnings = Vec::new();
     let tls = check_tls(
         &mut ctx,
@@ -154,6 +175,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
         maintenance,
         sites: sites.into_iter().map(|(s, _)| s).collect(),
         components: components.into_iter().map(|(c, _)| c).collect(),
+        api,
         status,
         demo,
         tls,

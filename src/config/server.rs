@@ -26,6 +26,7 @@ const SERVER_KEYS: &[&str] = &[
     "admin",
     "access_log",
     "data",
+    "admin_tls",
 ];
 
 /// `[server]`, defaults filled in; paths resolve against the config file's directory.
@@ -43,6 +44,7 @@ pub(super) fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> S
         admin: None,
         access_log: true,
         data: PathBuf::from(DEFAULT_DATA),
+        admin_tls: false,
     };
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
@@ -107,6 +109,7 @@ pub(super) fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> S
                 }
             }
             "access_log" => s.access_log = ctx.boolean(&key, v).unwrap_or(true),
+            "admin_tls" => s.admin_tls = ctx.boolean(&key, v).unwrap_or(false),
             "data" => {
                 if let Some(d) = ctx.string(&key, v) {
                     match data_path(&d) {

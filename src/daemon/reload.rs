@@ -190,6 +190,7 @@ fn restart_only_changes(running: &Config, new: &Config) -> Vec<String> {
         ("server.control_group", r.control_group != n.control_group),
         ("server.state", r.state != n.state),
         ("server.data", r.data != n.data),
+        ("server.admin_tls", r.admin_tls != n.admin_tls),
         (
             "server.admin/demo",
             r.admin != n.admin || running.demo != new.demo,
@@ -212,6 +213,7 @@ fn pin_running(running: &Config) -> impl Fn(&mut Server, &mut Option<Demo>) + '_
         server.control_group = r.control_group;
         server.state = r.state.clone();
         server.data = r.data.clone();
+        server.admin_tls = r.admin_tls;
         server.admin = r.admin;
         *demo = running.demo.clone();
     }

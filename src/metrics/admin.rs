@@ -1,15 +1,17 @@
 //! The admin listener (`[server] admin`): `/metrics` in the Prometheus text exposition
-//! format and `/healthz`, over a small HTTP/1.1 server of its own: bounded
-//! connections, bounded heads, idle timeouts, no request bodies. What the metrics are
-//! is `metrics`'; binding the listener is `server`'s.
+//! format, `/healthz`, and the write API under `/api/v1/` (see `api`), over a small
+//! HTTP/1.1 server of its own, in plain HTTP or with `admin_tls` over TLS: bounded
+//! connections, bounded heads, idle timeouts, request bodies only for the API (with a
+//! `Content-Length`, at most `api::MAX_BODY`). What the metrics are is `metrics`';
+//! binding the listener is `server`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::reply::{h1, Reply};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
@@ -19,9 +21,13 @@ use super::{get, Metrics};
 /// process that opens connections in a loop from using up memory and file descriptors.
 pub const ADMIN_MAX_CONNECTIONS: usize = 32;
 
-/// Serves `/metrics` and `/healthz` on the admin listener until the process exits.
+/// Serves the admin listener until the process exits: plain HTTP, or TLS with `tls`.
 /// Connections beyond [`ADMIN_MAX_CONNECTIONS`] get a 503 and are closed.
-pub async fn serve_admin(listener: TcpListener) {
+pub async fn serve_admin(
+    listener: TcpListener,
+    daemon: Arc<crate::daemon::Daemon>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let slots = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
@@ -39,9 +45,21 @@ pub async fn serve_admin(listener: TcpListener) {
                     debug!("admin connection from {peer} refused: {ADMIN_MAX_CONNECTIONS} already open");
                     continue;
                 };
+                let daemon = daemon.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = admin_connection(s).await {
+                    let result = match tls {
+                        None => admin_connection(s, daemon).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(ADMIN_TIMEOUT, acceptor.accept(s)).await {
+                                Ok(Ok(stream)) => admin_connection(stream, daemon).await,
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => Ok(()),
+                            }
+                        }
+                    };
+                    if let Err(e) = result {
                         debug!("admin connection: {e}");
                     }
                 });
@@ -60,9 +78,15 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the admin listener needs of a request head.
 struct AdminRequest {
+    method: String,
     get: bool,
     head: bool,
     path: String,
+    query: String,
+    authorization: Option<String>,
+    /// `Content-Length` (`None`: none given; an unparsable one is a bad request).
+    length: Option<usize>,
+    chunked: bool,
     /// HTTP/1.0, `Connection: close`, or a body we do not read: close after answering.
     close: bool,
 }
@@ -79,31 +103,55 @@ fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Err
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();
     let mut close = req.version != Some(1);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let api = crate::api::is_api(path);
+    let mut authorization = None;
+    let mut length = None;
+    let mut chunked = false;
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
         if h.name.eq_ignore_ascii_case("connection") {
             close |= value
                 .split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("close"));
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-            || (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
-        {
-            // Bodies are not expected here: answer, then end the connection rather than
-            // read one.
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
             close = true;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let n: usize = value
+                .trim()
+                .parse()
+                .map_err(|_| httparse::Error::HeaderValue)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(httparse::Error::HeaderValue);
+            }
+            length = Some(n);
+            // Bodies are read for the API only: elsewhere, answer, then end the
+            // connection rather than read one.
+            close |= n != 0 && !api;
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.into_owned());
         }
     }
     let request = AdminRequest {
+        method: method.to_string(),
         get: method == "GET",
         head: method == "HEAD",
-        path: target.split('?').next().unwrap_or_default().to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        authorization,
+        length,
+        chunked,
         close,
     };
     Ok(Some((request, len)))
 }
 
 /// Serves one admin connection: requests in turn until it closes, idles out or errs.
-async fn admin_connection(mut s: TcpStream) -> std::io::Result<()> {
+async fn admin_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    daemon: Arc<crate::daemon::Daemon>,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let req = loop {
@@ -139,6 +187,20 @@ async fn admin_connection(mut s: TcpStream) -> std::io::Result<()> {
             buf.extend_from_slice(&chunk[..n]);
         };
         let head_only = req.head;
+        if crate::api::is_api(&req.path) {
+            let out = match api_request(&mut s, &mut buf, &req, &daemon).await? {
+                Some(out) => out,
+                None => return Ok(()),
+            };
+            if req.close {
+                return finish(&mut s, &out).await;
+            }
+            match tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(&out)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            }
+            continue;
+        }
         let out = match (req.get || req.head, req.path.as_str()) {
             (true, "/metrics") => {
                 let body = get().map(Metrics::render).unwrap_or_default();
@@ -170,8 +232,81 @@ async fn admin_connection(mut s: TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// Reads an API request's body and answers it; `None` when the client went away.
+async fn api_request<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    req: &AdminRequest,
+    daemon: &Arc<crate::daemon::Daemon>,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let api_error =
+        |status: u16, msg: &str| encode_api(status, &serde_json::json!({"error": msg}), &[], true);
+    if req.chunked {
+        return Ok(Some(api_error(411, "send the body with a Content-Length")));
+    }
+    let n = req.length.unwrap_or(0);
+    if n > crate::api::MAX_BODY {
+        return Ok(Some(api_error(413, "the body is larger than 1 MiB")));
+    }
+    while buf.len() < n {
+        let mut chunk = [0u8; 16 * 1024];
+        let got = match tokio::time::timeout(ADMIN_TIMEOUT, s.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(None),
+        };
+        if got == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..got]);
+    }
+    let body: Vec<u8> = buf.drain(..n).collect();
+    let daemon = daemon.clone();
+    let (method, path, query, auth) = (
+        req.method.clone(),
+        req.path.clone(),
+        req.query.clone(),
+        req.authorization.clone(),
+    );
+    let close = req.close;
+    // The command layer writes to the database: off the runtime's threads.
+    let answer = tokio::task::spawn_blocking(move || {
+        let config = daemon.config();
+        let r = crate::api::handle(
+            &daemon,
+            config.api.as_ref(),
+            &crate::api::Request {
+                method: &method,
+                path: &path,
+                query: &query,
+                authorization: auth.as_deref(),
+                body: &body,
+            },
+        );
+        encode_api(r.status, &r.body, r.headers, close)
+    })
+    .await
+    .unwrap_or_else(|e| api_error(500, &format!("internal error: {e}")));
+    Ok(Some(answer))
+}
+
+/// An API answer: JSON, with the headers given.
+fn encode_api(
+    status: u16,
+    body: &serde_json::Value,
+    headers: &'static [(&'static str, &'static str)],
+    close: bool,
+) -> Vec<u8> {
+    let text = format!("{body}\n");
+    let mut reply =
+        Reply::typed(status, crate::reply::JSON, bytes::Bytes::from(text)).with_fixed(headers);
+    reply.close = close;
+    let mut out = Vec::with_capacity(256);
+    h1::write_reply(&mut out, &reply, false, !close);
+    out
+}
+
 /// Writes the last response of a connection and closes it.
-async fn finish(s: &mut TcpStream, out: &[u8]) -> std::io::Result<()> {
+async fn finish<S: AsyncWrite + Unpin>(s: &mut S, out: &[u8]) -> std::io::Result<()> {
     let sent = tokio::time::timeout(ADMIN_TIMEOUT, async {
         s.write_all(out).await?;
         s.shutdown().await

@@ -139,6 +139,17 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         None if !https.is_empty() => return Err("HTTPS listeners without certificates".into()),
         None => None,
     };
+    // admin_tls: the admin listener (and the write API's tokens) over TLS, with the same
+    // certificates, HTTP/1.1 only.
+    let admin_tls = match (daemon.config().server.admin_tls, daemon.resolver()) {
+        (true, Some(r)) => {
+            let mut c = crate::tls::server_config(r)?;
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(c)))
+        }
+        (true, None) => return Err("admin_tls needs HTTPS listeners with certificates".into()),
+        (false, _) => None,
+    };
 
     let conf = ServerConf {
         threads,
@@ -285,7 +296,11 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         if let Some(l) = admin_listener {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
-                    tokio::spawn(crate::metrics::serve_admin(l));
+                    tokio::spawn(crate::metrics::serve_admin(
+                        l,
+                        daemon.clone(),
+                        admin_tls.clone(),
+                    ));
                 }
                 Err(e) => error!("cannot start the admin listener: {e}"),
             }

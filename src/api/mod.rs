@@ -1,0 +1,180 @@
+//! The write API (`/api/v1/` on the admin listener, CONTRACT section 9): bearer tokens
+//! from `[api] tokens`, compared in constant time; JSON bodies mapped onto the one
+//! command layer (`platform::Command`, run by `Daemon::run`), so the API, the CLI and
+//! the control socket behave alike. Statuses: 400 for a body that is not JSON, has
+//! wrong types or unknown fields; 422 for values refused; 404 for an unknown ID or name
+//! in the path; 401 without a valid token (nothing changes); 404 for every `/api/v1/`
+//! path when there is no `[api]`.
+//!
+//! Owns: authentication, routing and the body shapes (`body`). Does not own: the HTTP
+//! connection (`metrics::admin`), what a command does (`daemon`).
+
+mod body;
+
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::config::api::Api;
+use crate::daemon::Daemon;
+use crate::platform::{By, CmdError, Command};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the admin listener hands over.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// Path without the query.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub authorization: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The answer: status, JSON body, and the headers to add (`Allow`, `WWW-Authenticate`).
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub headers: &'static [(&'static str, &'static str)],
+}
+
+fn error(status: u16, msg: impl Into<String>) -> Response {
+    Response {
+        status,
+        body: json!({"error": msg.into()}),
+        headers: &[],
+    }
+}
+
+const GET_POST: &[(&str, &str)] = &[("Allow", "GET, POST")];
+const GET_PATCH: &[(&str, &str)] = &[("Allow", "GET, PATCH")];
+const GET_PATCH_DELETE: &[(&str, &str)] = &[("Allow", "GET, PATCH, DELETE")];
+const PATCH: &[(&str, &str)] = &[("Allow", "PATCH")];
+const POST: &[(&str, &str)] = &[("Allow", "POST")];
+
+impl From<CmdError> for Response {
+    fn from(e: CmdError) -> Response {
+        error(e.http_status(), e.to_string())
+    }
+}
+
+/// Whether `path` is the write API's.
+pub fn is_api(path: &str) -> bool {
+    path == "/api/v1" || path.starts_with("/api/v1/")
+}
+
+/// The token that `authorization` carries, if it is one of `api`'s. Every token is
+/// compared, each in constant time, whatever matched before.
+fn authenticate<'t>(api: &'t Api, authorization: Option<&str>) -> Option<&'t str> {
+    let given = authorization?
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization?.strip_prefix("bearer "))?
+        .trim();
+    let mut found = None;
+    for t in &api.tokens {
+        let same: bool = t.secret.expose().ct_eq(given.as_bytes()).into();
+        if same {
+            found = Some(t.by.as_str());
+        }
+    }
+    found
+}
+
+/// Answers one `/api/v1/` request. `api` is the config's `[api]` in force.
+pub fn handle(daemon: &Daemon, api: Option<&Api>, req: &Request) -> Response {
+    let Some(api) = api else {
+        return error(404, "the write API is off: no [api] in the config");
+    };
+    let Some(name) = authenticate(api, req.authorization) else {
+        let mut r = error(
+            401,
+            "missing or wrong bearer token (Authorization: Bearer TOKEN)",
+        );
+        r.headers = &[("WWW-Authenticate", "Bearer")];
+        return r;
+    };
+    let by = By(name.to_string());
+    let (cmd, created) = match route(req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let is_change = !matches!(
+        cmd,
+        Command::IncidentList { .. }
+            | Command::IncidentShow { .. }
+            | Command::MaintenanceList { .. }
+            | Command::MaintenanceShow { .. }
+    );
+    match daemon.run(cmd, &by) {
+        Ok(v) => {
+            if is_change {
+                tracing::info!(target: "offramp::api", method = req.method, path = req.path, by = %by.0, "write API change");
+            }
+            Response {
+                status: if created { 201 } else { 200 },
+                body: v,
+                headers: &[],
+            }
+        }
+        Err(e) => e.into(),
+    }
+}
+
+/// The command for a request, and whether success is `201 Created`.
+fn route(req: &Request) -> Result<(Command, bool), Response> {
+    let rest = req.path.strip_prefix("/api/v1").unwrap_or_default();
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let all = req
+        .query
+        .split('&')
+        .any(|kv| kv == "all" || kv == "all=true" || kv == "all=1");
+    let m = req.method;
+    let allow = |headers: &'static [(&'static str, &'static str)]| Response {
+        status: 405,
+        body: json!({"error": format!("method {m} not allowed here")}),
+        headers,
+    };
+    let body = req.body;
+    Ok(match parts.as_slice() {
+        ["incidents"] => match m {
+            "GET" => (Command::IncidentList { all }, false),
+            "POST" => (body::new_incident(body)?, true),
+            _ => return Err(allow(GET_POST)),
+        },
+        ["incidents", id] => match m {
+            "GET" => (Command::IncidentShow { id: id.to_string() }, false),
+            "PATCH" => (body::incident_patch(id, body)?, false),
+            _ => return Err(allow(GET_PATCH)),
+        },
+        ["maintenances"] => match m {
+            "GET" => (Command::MaintenanceList { all }, false),
+            "POST" => (body::new_maintenance(body)?, true),
+            _ => return Err(allow(GET_POST)),
+        },
+        ["maintenances", id] => match m {
+            "GET" => (Command::MaintenanceShow { id: id.to_string() }, false),
+            "PATCH" => (body::maintenance_patch(id, body)?, false),
+            "DELETE" => (Command::MaintenanceCancel { id: id.to_string() }, false),
+            _ => return Err(allow(GET_PATCH_DELETE)),
+        },
+        ["components", name] => match m {
+            "PATCH" => (body::component_patch(name, body)?, false),
+            _ => return Err(allow(PATCH)),
+        },
+        ["sites", name, action] if matches!(*action, "offline" | "online" | "reset") => match m {
+            "POST" => (body::flip(name, action, body)?, false),
+            _ => return Err(allow(POST)),
+        },
+        ["alertmanager"] => {
+            return Err(error(
+                501,
+                "the Alertmanager receiver is not in this version of offramp",
+            ))
+        }
+        _ => return Err(error(404, format!("no such API endpoint: {}", req.path))),
+    })
+}
+
+#[cfg(test)]
+mod tests;
