@@ -840,3 +840,29 @@ fn sigterm_lets_an_https_request_in_flight_finish() {
     assert_eq!(r.json()["target"], "/slow?ms=800");
     assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
 }
+
+#[test]
+fn admin_tls_serves_the_admin_listener_and_the_api_over_tls_only() {
+    let s = setup("admin = \"127.0.0.1:0\"\nadmin_tls = true");
+    let admin = s.o.admin.expect("admin listener");
+    // Verified against the CA, with offramp's own certificate for the name.
+    let mut t = tls_conn(admin, &s.ca, "a.test", &[b"http/1.1"]).expect("admin TLS handshake");
+    let r = https_get(&mut t, "a.test", "/healthz");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut t = tls_conn(admin, &s.ca, "a.test", &[]).expect("admin TLS handshake");
+    assert_eq!(
+        https_get(&mut t, "a.test", "/api/v1/incidents").status,
+        404,
+        "no [api]: 404"
+    );
+    // Plain HTTP gets nothing on it.
+    let mut plain = TcpStream::connect(admin).expect("connect");
+    plain.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(plain, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").expect("write");
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !got.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP is not served: {got:?}"
+    );
+}
