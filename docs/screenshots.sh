@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the screenshots of the built-in status page shown in the README:
-# runs offramp on a copy of the example config (free ports), takes `cloud` offline with
-# a reason and an expected end, and has headless Chromium photograph the overview and
-# the maintenance page (light and dark).
+# runs offramp on a copy of the example config (free ports), opens an incident with two
+# updates, schedules a window, takes `cloud` offline with a reason and an expected end,
+# and has headless Chromium photograph the overview (light, dark, phone), the incident's
+# page and the maintenance page.
 #
 #   docs/screenshots.sh [path/to/offramp]     (default: target/debug/offramp)
 set -euo pipefail
@@ -21,6 +22,14 @@ for _ in $(seq 100); do grep -q ready "$work/log" && break; sleep 0.1; done
 "$bin" -c "$work/offramp.toml" offline blog --reason "Kernel update" --until 20m > /dev/null
 "$bin" -c "$work/offramp.toml" online blog > /dev/null
 "$bin" -c "$work/offramp.toml" offline cloud --reason "Replacing a disk in the NAS" --until 2h > /dev/null
+id=$("$bin" -c "$work/offramp.toml" incident open "Mail delivery delayed" --impact minor \
+    --component mail=degraded_performance \
+    --message "Outgoing mail is queued and goes out late. We are looking into it.")
+sleep 1
+"$bin" -c "$work/offramp.toml" incident update "$id" --status identified \
+    --message "The upstream relay refuses our connections. Switching to the backup relay." > /dev/null
+"$bin" -c "$work/offramp.toml" maintenance schedule "Router firmware update" --site blog \
+    --start +20h --end +30m --message "The blog will be away for about half an hour." > /dev/null
 
 shot() { # url file width height [extra flags]
     "$chromium" --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -29,8 +38,10 @@ shot() { # url file width height [extra flags]
         --virtual-time-budget=2000 --window-size="$3,$4" "${@:5}" --screenshot="$2" "$1" 2>/dev/null
 }
 from="http%3A%2F%2Fcloud.localhost%3A$port%2Fshare%2Fphotos%3Falbum%3D2026"
-shot "http://status.localhost:$port/" docs/status-overview.png 900 820
+shot "http://status.localhost:$port/" docs/status-overview.png 900 1500
+shot "http://status.localhost:$port/" docs/status-overview-phone.png 390 1700
+shot "http://status.localhost:$port/incidents/$id" docs/status-incident.png 900 640
 shot "http://status.localhost:$port/maintenance/cloud?from=$from" docs/status-maintenance.png 420 700
-shot "http://status.localhost:$port/" docs/status-overview-dark.png 900 820 --force-dark-mode \
+shot "http://status.localhost:$port/" docs/status-overview-dark.png 900 1500 --force-dark-mode \
     --blink-settings=preferredColorScheme=0
-echo "written: docs/status-overview.png docs/status-maintenance.png docs/status-overview-dark.png"
+echo "written: docs/status-overview.png docs/status-overview-phone.png docs/status-incident.png docs/status-maintenance.png docs/status-overview-dark.png"
