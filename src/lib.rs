@@ -7,6 +7,7 @@
 //! `control` → `daemon` → `state` (persisted) → new snapshot. `watch` has the daemon
 //! re-read `config` on file change or SIGHUP; `sd_notify` tells systemd.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;

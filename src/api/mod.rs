@@ -7,7 +7,7 @@
 //! path when there is no `[api]`.
 //!
 //! Owns: authentication, routing and the body shapes (`body`). Does not own: the HTTP
-//! connection (`metrics::admin`), what a command does (`daemon`).
+//! connection (`admin`), what a command does (`daemon`).
 
 mod body;
 

@@ -13,6 +13,7 @@ mod check;
 mod client;
 mod generate;
 mod platform;
+mod platform_text;
 mod remote;
 
 use std::path::PathBuf;

@@ -5,9 +5,7 @@
 //! metric up by label: each site's route caches its counters (see `SiteCounters`),
 //! so counting a request is an atomic add. Owns: metric names and labels. Does not own:
 //! what is counted where (callers in `proxy`, `daemon`, `server`), or serving them
-//! (`admin`: the `[server] admin` listener, `/metrics` and `/healthz`).
-
-mod admin;
+//! (the top-level `admin`: the `[server] admin` listener).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,8 +15,6 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tracing::warn;
-
-pub use admin::{serve_admin, ADMIN_MAX_CONNECTIONS};
 
 /// What happened to a request, as the `outcome` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

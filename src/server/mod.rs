@@ -296,7 +296,7 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         if let Some(l) = admin_listener {
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
-                    tokio::spawn(crate::metrics::serve_admin(
+                    tokio::spawn(crate::admin::serve_admin(
                         l,
                         daemon.clone(),
                         admin_tls.clone(),

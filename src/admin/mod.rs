@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use super::{get, Metrics};
+use crate::metrics::{get, Metrics};
 
 /// Admin connections served at once. Prometheus needs one; the bound keeps a local
 /// process that opens connections in a loop from using up memory and file descriptors.
