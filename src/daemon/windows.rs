@@ -66,8 +66,9 @@ pub(super) fn follow_clock(list: &mut std::sync::Arc<Vec<Maintenance>>, t: Offse
 }
 
 /// The next start or end of a maintenance after `now` (pages change then too, for
-/// windows without `auto`).
+/// windows without `auto`), or the next midnight UTC, when the overview's days move on.
 pub(super) fn next_edge(inner: &Inner, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let midnight = now.date().next_day().map(|d| d.midnight().assume_utc());
     inner
         .platform
         .maintenances
@@ -75,6 +76,7 @@ pub(super) fn next_edge(inner: &Inner, now: OffsetDateTime) -> Option<OffsetDate
         .filter(|m| m.status != MaintenanceStatus::Cancelled)
         .flat_map(|m| [m.start, m.end])
         .filter(|e| *e > now)
+        .chain(midnight)
         .min()
 }
 

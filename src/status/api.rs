@@ -142,7 +142,16 @@ fn incident_json(view: &View, i: &Incident, origin: &str) -> Value {
     let updates: Vec<Value> = i
         .updates
         .iter()
-        .map(|u| {
+        .enumerate()
+        .map(|(n, u)| {
+            // What each component was before this update: as the one before it said
+            // (updates are newest first), else operational.
+            let before = i.updates.get(n + 1);
+            let old = |name: &str| {
+                before
+                    .and_then(|b| b.components.iter().find(|c| c.name == name))
+                    .map_or("operational", |c| c.status.api())
+            };
             json!({
                 "id": u.id,
                 "status": u.status.api(),
@@ -152,7 +161,7 @@ fn incident_json(view: &View, i: &Incident, origin: &str) -> Value {
                 "updated_at": ts(Some(u.at)),
                 "display_at": ts(Some(u.at)),
                 "affected_components": u.components.iter().map(|c| json!({
-                    "code": c.name, "name": c.name, "new_status": c.status.api(),
+                    "code": c.name, "name": c.name, "old_status": old(&c.name), "new_status": c.status.api(),
                 })).collect::<Vec<_>>(),
             })
         })

@@ -1,7 +1,7 @@
 //! `/history.atom` and `/history.rss`: one entry per incident update and maintenance
 //! update, newest first (the latest `FEED_ENTRIES`), each linking its incident's page.
 //! Text is XML-escaped, and characters XML 1.0 cannot carry at all (C0 controls other
-//! than tab and newlines) are dropped.
+//! than tab and newlines, U+FFFE and U+FFFF) are dropped.
 
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 use time::OffsetDateTime;
@@ -23,7 +23,10 @@ struct Entry<'a> {
 fn xml(s: &str) -> String {
     let clean: String = s
         .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+        .filter(|c| {
+            (!c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+                && !matches!(c, '\u{fffe}' | '\u{ffff}')
+        })
         .collect();
     html_escape(&clean)
 }
