@@ -32,6 +32,7 @@ fn view() -> View {
             } else {
                 ComponentStatus::Operational
             },
+            checked: i < 40,
         })
         .collect();
     let incident = |n: usize, open: bool| {
@@ -101,6 +102,22 @@ fn view() -> View {
         maintenances: Arc::new(maintenances),
         history_days: 14,
         built_at: now,
+        // 92 days of uptime for each of the 40 checked sites, some with downtime.
+        uptime: Arc::new(
+            (0..40)
+                .map(|i| {
+                    let days = (0..92)
+                        .map(|d| offramp::platform::uptime::UptimeDay {
+                            day: now.date() - Duration::days(d),
+                            up_ms: 86_400_000
+                                - (d as u64 * i as u64 * 1000) % 90_000_000 % 86_400_000,
+                            down_ms: (d as u64 * i as u64 * 1000) % 90_000_000 % 86_400_000,
+                        })
+                        .collect();
+                    (format!("service-{i}"), days)
+                })
+                .collect(),
+        ),
     };
     View {
         title: "Home lab status".into(),

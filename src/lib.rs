@@ -17,6 +17,7 @@ pub mod demo;
 pub mod duration;
 pub mod fast;
 pub mod guard;
+pub mod health;
 pub mod import;
 pub mod limits;
 pub mod logging;

@@ -223,13 +223,16 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let site = ctx
+        let (site, down) = ctx
             .snap
             .as_ref()
             .zip(ctx.site)
-            .and_then(|(s, i)| s.table.sites.get(i as usize))
+            .and_then(|(s, i)| {
+                let down = s.states.get(i as usize).map_or(0, |e| e.down);
+                s.table.sites.get(i as usize).map(|r| (r, down))
+            })
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no site selected"))?;
-        Ok(Box::new(site.pick_peer().clone()))
+        Ok(Box::new(site.pick_peer(down).clone()))
     }
 
     async fn upstream_request_filter(

@@ -85,15 +85,19 @@ pub struct SiteRoute {
 }
 
 impl SiteRoute {
-    /// Next upstream in round-robin order.
-    pub fn pick_peer(&self) -> &HttpPeer {
+    /// Next upstream in round-robin order, skipping those the health checks found down
+    /// (bit i of `down`: upstream i) unless every one is.
+    pub fn pick_peer(&self, down: u64) -> &HttpPeer {
         let n = self.peers.len();
-        let i = if n == 1 {
-            0
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed) % n
-        };
-        &self.peers[i]
+        if n == 1 {
+            return &self.peers[0];
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let up = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|i| *i >= 64 || down & (1 << i) == 0)
+            .unwrap_or(start);
+        &self.peers[up]
     }
 }
 
@@ -380,7 +384,7 @@ mod tests {
         let t = RouteTable::build(&cfg);
         let s = &t.sites[0];
         let ports: Vec<_> = (0..4)
-            .map(|_| s.pick_peer().address().as_inet().map(|a| a.port()))
+            .map(|_| s.pick_peer(0).address().as_inet().map(|a| a.port()))
             .collect();
         assert_eq!(ports, [Some(1), Some(2), Some(1), Some(2)]);
     }

@@ -16,6 +16,8 @@ pub struct Effective {
     pub state: SiteState,
     /// End of the maintenance when known (for `Retry-After`).
     pub until: Option<SystemTime>,
+    /// Upstreams the health checks found down: bit i is upstream i (the first 64).
+    pub down: u64,
 }
 
 /// What the data path loads once per request: the table and every site's state.

@@ -104,7 +104,12 @@ pub fn render(reply: &Value) -> String {
         rows.push([
             cell(&s["name"]),
             cell(&s["state"]),
-            cell(&s["source"]),
+            // CONTRACT section 9: the table shows source `health` as `auto`.
+            if s["source"] == "health" {
+                "auto".to_string()
+            } else {
+                cell(&s["source"])
+            },
             time_cell(&s["since"]),
             time_cell(&s["until"]),
             cell(&s["reason"]),

@@ -82,7 +82,7 @@ fn bad_bypass_entries_are_validation_errors_with_their_line() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("offramp.toml:11:"),
+        out.stderr.contains("offramp.toml:12:"),
         "with the line: {}",
         out.stderr
     );

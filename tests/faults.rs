@@ -460,7 +460,7 @@ fn invalid_setups_at_start_up_exit_1_with_a_clear_error() {
             "unknown key",
             config("bogus = 1", one),
             vec![
-                "offramp.toml:8".into(),
+                "offramp.toml:9".into(),
                 "server.bogus".into(),
                 "unknown key".into(),
             ],
@@ -468,13 +468,13 @@ fn invalid_setups_at_start_up_exit_1_with_a_clear_error() {
         (
             "TOML syntax error",
             format!("{}[maintenance\nstatus_page = 1\n", server_section("")),
-            vec!["offramp.toml:9".into(), "TOML syntax error".into()],
+            vec!["offramp.toml:10".into(), "TOML syntax error".into()],
         ),
         (
             "unknown control group",
             config("control_group = \"no-such-group-offramp\"", one),
             vec![
-                "offramp.toml:8".into(),
+                "offramp.toml:9".into(),
                 "server.control_group".into(),
                 "unknown group".into(),
             ],
@@ -1013,7 +1013,7 @@ fn control_socket_group_is_configurable_and_every_change_logs_the_peer_uid() {
         let out = cli(&["check", "-c", path.to_str().unwrap()]);
         assert_eq!(out.code, Some(1), "{bad}: {out:?}");
         assert!(
-            out.stderr.contains("offramp.toml:8: server.control_group"),
+            out.stderr.contains("offramp.toml:9: server.control_group"),
             "{bad}: {}",
             out.stderr
         );

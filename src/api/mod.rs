@@ -9,6 +9,7 @@
 //! Owns: authentication, routing and the body shapes (`body`). Does not own: the HTTP
 //! connection (`admin`), what a command does (`daemon`).
 
+mod alertmanager;
 mod body;
 
 use serde_json::{json, Value};
@@ -166,12 +167,10 @@ fn route(req: &Request) -> Result<(Command, bool), Response> {
             "POST" => (body::flip(name, action, body)?, false),
             _ => return Err(allow(POST)),
         },
-        ["alertmanager"] => {
-            return Err(error(
-                501,
-                "the Alertmanager receiver is not in this version of offramp",
-            ))
-        }
+        ["alertmanager"] => match m {
+            "POST" => (alertmanager::notification(body)?, false),
+            _ => return Err(allow(POST)),
+        },
         _ => return Err(error(404, format!("no such API endpoint: {}", req.path))),
     })
 }

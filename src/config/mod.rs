@@ -12,6 +12,7 @@
 
 pub mod api;
 mod component;
+mod health;
 mod maintenance;
 mod net;
 mod parse;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use crate::tls::CertStore;
 
+pub use health::{Alerts, Health};
 pub use net::Net;
 pub use url::StatusUrl;
 
@@ -47,6 +49,8 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_DATA: &str = "/var/lib/offramp/offramp.db";
 /// `[status] history_days` when not set: past incidents the overview lists.
 pub const DEFAULT_HISTORY_DAYS: u32 = 14;
+/// `[status] uptime_days` when not set: days of uptime history kept.
+pub const DEFAULT_UPTIME_DAYS: u32 = 400;
 /// Drain time on shutdown when `[server] grace` is not set.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
@@ -65,6 +69,8 @@ pub struct Config {
     pub components: Vec<Component>,
     /// `[api]`: the write API's tokens (`None`: `/api/v1/` answers 404).
     pub api: Option<api::Api>,
+    /// `[alerts]`: Alertmanager's alerts as component statuses (defaults when absent).
+    pub alerts: Alerts,
     pub status: Option<StatusSection>,
     pub demo: Option<Demo>,
     /// The certificates of the `certs` directory, loaded and checked (HTTPS only).
@@ -92,6 +98,8 @@ pub struct Server {
     pub data: PathBuf,
     /// `admin_tls`: the admin listener speaks TLS with offramp's certificates.
     pub admin_tls: bool,
+    /// `health_checks = false`: no site is checked, whatever its `health` says.
+    pub health_checks: bool,
 }
 
 /// `[maintenance]`: what offline visitors get.
@@ -177,6 +185,10 @@ pub struct Site {
     pub group: Option<String>,
     /// `bypass`: networks added to `[maintenance] bypass` for this site.
     pub bypass: Vec<Net>,
+    /// Active checks of each upstream (`health = false`: `None`).
+    pub health: Option<Health>,
+    /// `auto_offline`: all upstreams down sends visitors to the status page.
+    pub auto_offline: bool,
 }
 
 /// One `[[component]]`: shown on the status page, with no proxy behind it.
@@ -235,6 +247,8 @@ pub struct StatusSection {
     pub url: Option<String>,
     /// `history_days`: how many days of past incidents the overview lists.
     pub history_days: u32,
+    /// `uptime_days`: how many days of uptime history the database keeps.
+    pub uptime_days: u32,
 }
 
 /// One `[status] links` entry.

@@ -50,6 +50,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let mut demo = None;
     let mut components = Vec::new();
     let mut api = None;
+    let mut alerts = None;
     for (k, v) in root.get_ref().iter() {
         match k.get_ref().as_ref() {
             "server" => {
@@ -99,6 +100,11 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                     .table("api", v)
                     .map(|t| super::api::parse_api(&mut ctx, t, file))
             }
+            "alerts" => {
+                alerts = ctx
+                    .table("alerts", v)
+                    .map(|t| super::health::parse_alerts(&mut ctx, t))
+            }
             "demo" => {
                 demo = ctx
                     .table("demo", v)
@@ -114,6 +120,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                     "component",
                     "status",
                     "api",
+                    "alerts",
                     "demo",
                 ],
             ),
@@ -128,7 +135,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let (status, status_spans) = status.unzip();
     let status_spans = status_spans.unwrap_or_default();
     let status_with_spans = status.as_ref().map(|s| (s, &status_spans));
-    let sites = check_sites(&mut ctx, sites);
+    let mut sites = check_sites(&mut ctx, sites);
     super::component::check_components(&mut ctx, sites.iter().map(|(s, _)| s), &components);
     let spans = KeySpans(root.get_ref());
     check_whole(
@@ -155,6 +162,11 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
             "admin_tls serves the admin listener with offramp's certificates: it needs [server] admin and HTTPS listeners with certs",
         );
     }
+    if !server.health_checks {
+        for (s, _) in &mut sites {
+            s.health = None;
+        }
+    }
     let mut warnings = Vec::new();
     let tls = check_tls(
         &mut ctx,
@@ -176,6 +188,7 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
         sites: sites.into_iter().map(|(s, _)| s).collect(),
         components: components.into_iter().map(|(c, _)| c).collect(),
         api,
+        alerts: alerts.unwrap_or_default(),
         status,
         demo,
         tls,

@@ -27,6 +27,7 @@ const SERVER_KEYS: &[&str] = &[
     "access_log",
     "data",
     "admin_tls",
+    "health_checks",
 ];
 
 /// `[server]`, defaults filled in; paths resolve against the config file's directory.
@@ -45,6 +46,7 @@ pub(super) fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> S
         access_log: true,
         data: PathBuf::from(DEFAULT_DATA),
         admin_tls: false,
+        health_checks: true,
     };
     for (k, v) in t.iter() {
         let name = k.get_ref().as_ref();
@@ -110,6 +112,7 @@ pub(super) fn parse_server(ctx: &mut Ctx<'_>, t: &DeTable<'_>, file: &Path) -> S
             }
             "access_log" => s.access_log = ctx.boolean(&key, v).unwrap_or(true),
             "admin_tls" => s.admin_tls = ctx.boolean(&key, v).unwrap_or(false),
+            "health_checks" => s.health_checks = ctx.boolean(&key, v).unwrap_or(true),
             "data" => {
                 if let Some(d) = ctx.string(&key, v) {
                     match data_path(&d) {

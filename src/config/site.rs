@@ -27,6 +27,8 @@ const SITE_KEYS: &[&str] = &[
     "tls_verify",
     "group",
     "bypass",
+    "health",
+    "auto_offline",
 ];
 
 /// Where a site's keys are, for errors found when comparing sites.
@@ -61,6 +63,8 @@ pub(super) fn parse_site(
         tls_verify: true,
         group: None,
         bypass: Vec::new(),
+        health: Some(super::Health::default()),
+        auto_offline: false,
     };
     let mut seen_upstream = false;
     for (k, v) in t.iter() {
@@ -147,6 +151,8 @@ pub(super) fn parse_site(
             "tls_verify" => site.tls_verify = ctx.boolean(&key, v).unwrap_or(true),
             "group" => site.group = super::component::parse_group(ctx, &key, v),
             "bypass" => site.bypass = super::maintenance::parse_bypass(ctx, &key, v),
+            "health" => site.health = super::health::parse_health(ctx, &key, v),
+            "auto_offline" => site.auto_offline = ctx.boolean(&key, v).unwrap_or(false),
             _ => ctx.unknown(&key, &k.span(), SITE_KEYS),
         }
     }

@@ -24,6 +24,7 @@ pub(super) fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection
         links: Vec::new(),
         url: None,
         history_days: super::DEFAULT_HISTORY_DAYS,
+        uptime_days: super::DEFAULT_UPTIME_DAYS,
     };
     let mut url = None;
     let mut spans = StatusSpans::default();
@@ -68,10 +69,16 @@ pub(super) fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection
                     }
                 }
             }
-            "history_days" => {
+            "history_days" | "uptime_days" => {
                 if let Some(n) = ctx.integer(&key, v) {
                     match u32::try_from(n) {
-                        Ok(d) if (1..=3650).contains(&d) => s.history_days = d,
+                        Ok(d) if (1..=3650).contains(&d) => {
+                            if name == "history_days" {
+                                s.history_days = d;
+                            } else {
+                                s.uptime_days = d;
+                            }
+                        }
                         _ => ctx.err(
                             &v.span(),
                             &key,
@@ -83,7 +90,14 @@ pub(super) fn parse_status(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> (StatusSection
             _ => ctx.unknown(
                 &key,
                 &k.span(),
-                &["hosts", "title", "links", "url", "history_days"],
+                &[
+                    "hosts",
+                    "title",
+                    "links",
+                    "url",
+                    "history_days",
+                    "uptime_days",
+                ],
             ),
         }
     }

@@ -244,13 +244,20 @@ impl Daemon {
         if !data.prune_expired(t) {
             return;
         }
-        data.record(self.transitions(&inner.config, &data, &inner.windows, t, Cause::Expired));
+        data.record(self.transitions(
+            &inner,
+            &inner.config,
+            &data,
+            &inner.windows,
+            t,
+            Cause::Expired,
+        ));
         if let Err(e) = state::save(&inner.state_path, &data) {
             // Expired overrides are ignored when deciding anyway; the file catches up later.
             warn!(target: "offramp::control", "{e}");
         }
         inner.state = data;
-        publish(&self.snapshot, &inner, t);
+        publish(&self.snapshot, &mut inner, t);
         count("expired");
         info!(target: "offramp::control", sites = %expired.join(","), "runtime override expired");
     }

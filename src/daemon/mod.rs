@@ -11,11 +11,14 @@
 //! the proxy reads (with the status page's view) is built in `view`. Precedence between
 //! overrides is `state`'s; serving the snapshot is the data path's.
 
+mod alerts;
 mod flips;
+mod health;
 mod incidents;
 mod platform;
 mod reload;
 mod report;
+mod uptime;
 mod view;
 mod windows;
 
@@ -48,6 +51,10 @@ struct Inner {
     /// The database; `None` until `attach_store` (a daemon without one refuses the
     /// platform's commands, flips still work).
     store: Option<Arc<crate::store::Store>>,
+    /// Each upstream's state as the health checks last reported it.
+    health: health::HealthBook,
+    /// Time up and down of each checked site, by day.
+    uptime: uptime::Book,
 }
 
 /// The daemon core; shared by the control socket, the reloader and the expiry timer.
@@ -62,6 +69,8 @@ pub struct Daemon {
     /// Signalled after every applied config, for the file watch to follow `server.certs`.
     applied: tokio::sync::Notify,
     wake_expiry: tokio::sync::Notify,
+    /// The config in force, for the health checkers (sent anew on every reload).
+    configs: tokio::sync::watch::Sender<Arc<Config>>,
 }
 
 /// Now, exactly: `--until` and expiry are decided on this, never on a rounded time
@@ -153,12 +162,16 @@ impl Daemon {
             windows: Vec::new(),
             platform: platform::Records::default(),
             store: None,
+            health: health::HealthBook::default(),
+            uptime: uptime::Book::default(),
         };
         if let Err(e) = state::save(&inner.state_path, &inner.state) {
             tracing::error!("{e}; runtime flips will be refused until it can be written");
         }
+        let mut inner = inner;
         let snapshot = Arc::new(ArcSwap::from_pointee(view::build_snapshot(&inner, t)));
-        publish(&snapshot, &inner, t);
+        publish(&snapshot, &mut inner, t);
+        let (configs, _) = tokio::sync::watch::channel(inner.config.clone());
         (
             Daemon {
                 snapshot,
@@ -167,6 +180,7 @@ impl Daemon {
                 reloading: Mutex::new(()),
                 applied: tokio::sync::Notify::new(),
                 wake_expiry: tokio::sync::Notify::new(),
+                configs,
             },
             warnings,
         )
@@ -202,7 +216,7 @@ impl Daemon {
         t: OffsetDateTime,
         cause: Cause,
     ) -> Result<(), String> {
-        data.record(self.transitions(&inner.config, &data, &inner.windows, t, cause));
+        data.record(self.transitions(inner, &inner.config, &data, &inner.windows, t, cause));
         state::save(&inner.state_path, &data)
             .map_err(|e| format!("change refused, nothing was applied: {e}"))?;
         inner.state = data;
@@ -215,6 +229,7 @@ impl Daemon {
     /// in force, for the history. Sites that are new have no previous state to change.
     fn transitions(
         &self,
+        inner: &Inner,
         config: &Config,
         data: &StateData,
         windows: &[crate::platform::Window],
@@ -230,7 +245,11 @@ impl Daemon {
                 let before = old.states.get(i)?.state;
                 let d = data
                     .decide(&s.name, s.state, t)
-                    .with_windows(&s.name, windows, t);
+                    .with_windows(&s.name, windows, t)
+                    .with_health(
+                        s.auto_offline,
+                        inner.health.down_since.get(&s.name).copied(),
+                    );
                 (d.state != before).then(|| HistoryEvent {
                     at: t,
                     site: s.name.clone(),
@@ -272,14 +291,17 @@ fn check_sites(config: &Config, names: &[String]) -> Result<(), String> {
 
 /// The effective state of one site under the overrides and windows in force at `t`.
 fn decide(inner: &Inner, name: &str, config_state: SiteState, t: OffsetDateTime) -> Decision {
+    let auto_offline = inner.config.site(name).is_some_and(|s| s.auto_offline);
     inner
         .state
         .decide(name, config_state, t)
         .with_windows(name, &inner.windows, t)
+        .with_health(auto_offline, inner.health.down_since.get(name).copied())
 }
 
 /// Makes a new snapshot current and brings the per-site state gauges up to date.
-fn publish(cell: &ArcSwap<Snapshot>, inner: &Inner, t: OffsetDateTime) {
+fn publish(cell: &ArcSwap<Snapshot>, inner: &mut Inner, t: OffsetDateTime) {
+    uptime::accrue(inner, t);
     let snap = view::build_snapshot(inner, t);
     if let Some(m) = crate::metrics::get() {
         for (site, st) in inner.config.sites.iter().zip(&snap.states) {

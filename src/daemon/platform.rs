@@ -29,6 +29,8 @@ pub(super) struct Records {
     pub maintenances: Arc<Vec<Maintenance>>,
     /// Component statuses set through the API.
     pub set: BTreeMap<String, SetStatus>,
+    /// Alertmanager alerts firing, by fingerprint.
+    pub alerts: BTreeMap<String, crate::store::AlertRow>,
 }
 
 impl Daemon {
@@ -36,11 +38,13 @@ impl Daemon {
     /// that started while offramp was down) apply from this moment.
     pub fn attach_store(&self, store: Store, loaded: Loaded) {
         let mut inner = self.lock();
-        inner.store = Some(Arc::new(store));
+        let store = Arc::new(store);
+        inner.store = Some(store.clone());
         let Loaded {
             mut incidents,
             mut maintenances,
             components,
+            alerts,
         } = loaded;
         incidents.sort_by_key(|i| std::cmp::Reverse(i.created_at));
         maintenances.sort_by_key(|m| std::cmp::Reverse(m.start));
@@ -48,8 +52,15 @@ impl Daemon {
             incidents: Arc::new(incidents),
             maintenances: Arc::new(maintenances),
             set: components,
+            alerts,
         };
         let t = now();
+        match store.load_uptime(super::uptime::memory_from(t)) {
+            Ok(days) => inner.uptime = super::uptime::Book::loaded(days),
+            Err(e) => {
+                tracing::error!(target: "offramp::health", "{e}; the uptime bars start empty")
+            }
+        }
         self.windows_changed(&mut inner, t);
     }
 
@@ -86,6 +97,7 @@ impl Daemon {
                 Ok(json!({ "reload": report }))
             }
             Command::ComponentSet { name, status } => self.component_set(&name, status, by),
+            Command::Alerts { alerts } => self.alerts(alerts),
             other => self.run_records(other, by),
         }
     }
@@ -133,7 +145,7 @@ impl Daemon {
             Some(s) => inner.platform.set.insert(name.to_string(), s),
             None => inner.platform.set.remove(name),
         };
-        publish(&self.snapshot, &inner, t);
+        publish(&self.snapshot, &mut inner, t);
         tracing::info!(target: "offramp::platform", component = name, status = status.api(), by = %by.0, "component status set");
         Ok(json!({"name": name, "status": status}))
     }
@@ -176,7 +188,7 @@ impl Daemon {
                     Some(slot) => *slot = incident,
                     None => list.insert(0, incident),
                 }
-                publish(&self.snapshot, &inner, t);
+                publish(&self.snapshot, &mut inner, t);
                 Ok(out)
             }
             cmd => {
@@ -223,13 +235,13 @@ fn site_error(e: String) -> CmdError {
     }
 }
 
-fn store(inner: &Inner) -> Result<&Store, CmdError> {
+pub(super) fn store(inner: &Inner) -> Result<&Store, CmdError> {
     inner.store.as_deref().ok_or_else(|| {
         CmdError::Unavailable("the status platform has no database in this process".into())
     })
 }
 
-fn unavailable(e: StoreError) -> CmdError {
+pub(super) fn unavailable(e: StoreError) -> CmdError {
     tracing::error!(target: "offramp::platform", "{e}");
     CmdError::Unavailable(e.to_string())
 }
@@ -260,7 +272,7 @@ pub(super) fn find_maintenance<'a>(
         .ok_or_else(|| CmdError::NotFound(format!("unknown maintenance {id:?}")))
 }
 
-fn incident_json(i: &Incident) -> Value {
+pub(super) fn incident_json(i: &Incident) -> Value {
     serde_json::to_value(i).unwrap_or(Value::Null)
 }
 

@@ -123,7 +123,7 @@ impl Daemon {
                 }
             }
         }
-        data.record(self.transitions(&new, &data, &inner.windows, t, Cause::Config));
+        data.record(self.transitions(&inner, &new, &data, &inner.windows, t, Cause::Config));
         if data != inner.state {
             if let Err(e) = state::save(&inner.state_path, &data) {
                 // The config still applies; the overrides it dropped are dropped in memory
@@ -146,9 +146,12 @@ impl Daemon {
             error: None,
             needs_restart: report.needs_restart.clone(),
         });
-        publish(&self.snapshot, &inner, t);
+        let config = inner.config.clone();
+        inner.health.retain(&config);
+        publish(&self.snapshot, &mut inner, t);
         self.wake_expiry.notify_one();
         self.applied.notify_one();
+        self.configs.send_replace(config);
         info!(
             target: "offramp::reload",
             added = ?report.added,

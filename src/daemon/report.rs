@@ -23,6 +23,9 @@ pub struct SiteStatus {
     /// The uid of a flip (a number), `"api:NAME"`, or `"maintenance:ID"` for a window.
     pub by: serde_json::Value,
     pub config_state: SiteState,
+    /// What the health checks say: `up`, `partial`, `down`, `unknown` (not checked yet)
+    /// or `off` (`health = false`).
+    pub health: &'static str,
 }
 
 /// The global override as `status` shows it.
@@ -114,6 +117,13 @@ pub(super) fn site_statuses(inner: &Inner, names: &[String], t: OffsetDateTime) 
                 by: d.by_json(),
                 reason: d.reason,
                 config_state: s.state,
+                health: match (&s.health, inner.health.verdict(&inner.config, &s.name)) {
+                    (None, _) => "off",
+                    (_, crate::health::Verdict::Unknown) => "unknown",
+                    (_, crate::health::Verdict::Up) => "up",
+                    (_, crate::health::Verdict::Partial) => "partial",
+                    (_, crate::health::Verdict::Down) => "down",
+                },
             }
         })
         .collect()

@@ -18,16 +18,19 @@ use crate::status::{SiteView, View};
 pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
     let mut states = Vec::with_capacity(inner.config.sites.len());
     let mut sites = Vec::with_capacity(inner.config.sites.len());
+    let mut planned = Vec::with_capacity(inner.config.sites.len());
     for s in &inner.config.sites {
         let d = decide(inner, &s.name, s.state, t);
+        planned.push(d.state == SiteState::Offline && d.source != crate::state::Source::Health);
         states.push(Effective {
             state: d.state,
             until: d.until.map(SystemTime::from),
+            down: inner.health.down_mask(s),
         });
         sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason));
     }
     let status = inner.config.status.as_ref();
-    let platform = Arc::new(platform_view(inner, &sites, t));
+    let platform = Arc::new(platform_view(inner, &planned, t));
     let view = View {
         title: status.map_or_else(|| "Status".to_string(), |s| s.title.clone()),
         links: status.map(|s| s.links.clone()).unwrap_or_default(),
@@ -55,14 +58,14 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
 /// the worst of what speaks about it (CONTRACT section 9): offline or in a maintenance
 /// in progress → under maintenance, each unresolved incident naming it, a status set
 /// through the API.
-fn platform_view(inner: &Inner, sites: &[SiteView], t: OffsetDateTime) -> PlatformView {
+fn platform_view(inner: &Inner, planned: &[bool], t: OffsetDateTime) -> PlatformView {
     let records = &inner.platform;
     let in_progress: Vec<_> = records
         .maintenances
         .iter()
         .filter(|m| m.status_at(t) == MaintenanceStatus::InProgress)
         .collect();
-    let status_of = |name: &str, offline: bool| {
+    let status_of = |name: &str, offline: bool, health: Option<ComponentStatus>| {
         let maintenance = (offline
             || in_progress
                 .iter()
@@ -75,16 +78,33 @@ fn platform_view(inner: &Inner, sites: &[SiteView], t: OffsetDateTime) -> Platfo
             .flat_map(|i| i.components.iter().filter(|a| a.name == name))
             .map(|a| a.status);
         let set = records.set.get(name).map(|s| s.status);
-        ComponentStatus::worst(maintenance.into_iter().chain(incidents).chain(set))
+        let alerts = records
+            .alerts
+            .values()
+            .filter(|a| a.component == name)
+            .map(|a| a.status);
+        // Planned work with the upstream stopped is not an outage: under maintenance,
+        // health says nothing (incidents, alerts and API statuses still do).
+        let health = health.filter(|_| maintenance.is_none());
+        ComponentStatus::worst(
+            maintenance
+                .into_iter()
+                .chain(incidents)
+                .chain(set)
+                .chain(alerts)
+                .chain(health),
+        )
     };
-    let mut components = Vec::with_capacity(sites.len() + inner.config.components.len());
-    for (s, v) in inner.config.sites.iter().zip(sites) {
+    let mut components = Vec::with_capacity(planned.len() + inner.config.components.len());
+    for (s, planned) in inner.config.sites.iter().zip(planned) {
+        let health = inner.health.verdict(&inner.config, &s.name).status();
         components.push(ComponentView {
             name: s.name.clone(),
             description: None,
             group: s.group.clone(),
             site: true,
-            status: status_of(&s.name, v.state == SiteState::Offline),
+            status: status_of(&s.name, *planned, health),
+            checked: s.health.is_some(),
         });
     }
     for c in &inner.config.components {
@@ -93,7 +113,8 @@ fn platform_view(inner: &Inner, sites: &[SiteView], t: OffsetDateTime) -> Platfo
             description: c.description.clone(),
             group: c.group.clone(),
             site: false,
-            status: status_of(&c.name, false),
+            status: status_of(&c.name, false, None),
+            checked: false,
         });
     }
     let indicator = Indicator::of(
@@ -115,5 +136,6 @@ fn platform_view(inner: &Inner, sites: &[SiteView], t: OffsetDateTime) -> Platfo
             .as_ref()
             .map_or(crate::config::DEFAULT_HISTORY_DAYS, |s| s.history_days),
         built_at: t,
+        uptime: inner.uptime.days.clone(),
     }
 }

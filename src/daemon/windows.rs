@@ -24,6 +24,7 @@ impl Daemon {
         follow_clock(&mut inner.platform.maintenances, t);
         inner.windows = windows_of(&inner.platform.maintenances);
         let events = self.transitions(
+            inner,
             &inner.config,
             &inner.state,
             &inner.windows,

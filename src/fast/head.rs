@@ -165,7 +165,8 @@ impl FastPath {
         if route.peers.iter().any(|p| p.is_tls()) {
             return Plan::Fallback;
         }
-        let peer = route.pick_peer();
+        let down = done.snap.states.get(site as usize).map_or(0, |e| e.down);
+        let peer = route.pick_peer(down);
         let Some(addr) = peer.address().as_inet().copied() else {
             return Plan::Fallback;
         };

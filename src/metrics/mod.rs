@@ -7,6 +7,8 @@
 //! what is counted where (callers in `proxy`, `daemon`, `server`), or serving them
 //! (the top-level `admin`: the `[server] admin` listener).
 
+mod health;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -52,6 +54,8 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     site_offline: IntGaugeVec,
     certificate_expiry: IntGaugeVec,
+    /// Health checks and alerts.
+    pub health: health::HealthMetrics,
 }
 
 /// Request latency buckets, in seconds: sub-millisecond redirects to slow upstreams.
@@ -124,7 +128,9 @@ impl Metrics {
         registry.register(Box::new(open_connections.clone()))?;
         registry.register(Box::new(site_offline.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
+        let health = health::HealthMetrics::new(&registry)?;
         Ok(Metrics {
+            health,
             registry,
             requests,
             duration,
@@ -161,6 +167,7 @@ impl Metrics {
         let _ = self.site_offline.remove_label_values(&[site]);
         let _ = self.duration.remove_label_values(&[site]);
         let _ = self.upstream_errors.remove_label_values(&[site]);
+        self.health.forget_site(site);
         for o in OUTCOMES {
             for c in CLASSES {
                 let _ = self.requests.remove_label_values(&[site, o, c]);

@@ -145,6 +145,24 @@ pub enum Command {
         name: String,
         status: ComponentStatus,
     },
+    /// The alerts of one Alertmanager notification (`POST /api/v1/alertmanager`).
+    Alerts {
+        alerts: Vec<AlertArg>,
+    },
+}
+
+/// One alert of an Alertmanager notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertArg {
+    /// Alertmanager's fingerprint of the alert's labels: what ties its resolution to it.
+    pub fingerprint: String,
+    /// Firing (true) or resolved.
+    pub firing: bool,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl Command {
@@ -167,6 +185,7 @@ impl Command {
         "maintenance_complete",
         "maintenance_cancel",
         "component_set",
+        "alerts",
     ];
 }
 

@@ -9,8 +9,10 @@
 
 pub mod command;
 pub mod model;
+pub mod uptime;
 pub mod when;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -32,6 +34,8 @@ pub struct ComponentView {
     pub site: bool,
     /// The worst of everything that speaks about it (section 9's rule).
     pub status: ComponentStatus,
+    /// A site with health checks: the pages draw its 90 days of uptime.
+    pub checked: bool,
 }
 
 /// What the status pages show of the platform, as of one snapshot: built by the
@@ -51,6 +55,9 @@ pub struct PlatformView {
     pub history_days: u32,
     /// When this view was built.
     pub built_at: OffsetDateTime,
+    /// Uptime of each site with health checks, its days in any order (the pages show
+    /// the last 90, see `uptime`). Shared between snapshots.
+    pub uptime: Arc<BTreeMap<String, Vec<uptime::UptimeDay>>>,
 }
 
 impl PlatformView {
@@ -63,6 +70,7 @@ impl PlatformView {
             maintenances: Arc::new(Vec::new()),
             history_days: 14,
             built_at,
+            uptime: Arc::default(),
         }
     }
 }

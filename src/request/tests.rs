@@ -65,7 +65,11 @@ fn snapshot(redirect_https: bool) -> Snapshot {
         table: Arc::new(table),
         states: states
             .iter()
-            .map(|&state| Effective { state, until: None })
+            .map(|&state| Effective {
+                state,
+                until: None,
+                down: 0,
+            })
             .collect(),
         view: Arc::new(view),
     }

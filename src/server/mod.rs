@@ -292,6 +292,20 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         let signals = Signals::install()?;
         tokio::spawn(control::serve(control_listener, daemon.clone()));
         tokio::spawn(daemon.clone().run_expiry());
+        tokio::spawn(daemon.clone().run_uptime());
+        // Health checks: the checkers report changes, the daemon applies them.
+        let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(crate::health::run(
+            daemon.config_updates(),
+            reports_tx,
+            daemon.health_states(),
+        ));
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            while let Some(r) = reports.recv().await {
+                d.health_report(r);
+            }
+        });
         tokio::spawn(crate::watch::watch(daemon.clone(), signals.hup));
         if let Some(l) = admin_listener {
             match tokio::net::TcpListener::from_std(l) {
@@ -338,6 +352,8 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         Ok::<(), String>(())
     });
     drained?;
+    // The uptime accrued since the last flush is not lost with the process.
+    daemon.flush_uptime();
     let _ = stop_tx.send(true);
     control::cleanup(&daemon.config().server.control);
     for w in workers {

@@ -113,6 +113,8 @@ pub enum Source {
     All,
     /// An automatic maintenance window in progress.
     Maintenance,
+    /// Every upstream down, with `auto_offline` (shown `auto` by the table).
+    Health,
 }
 
 impl Source {
@@ -123,6 +125,7 @@ impl Source {
             Source::Runtime => "runtime",
             Source::All => "all",
             Source::Maintenance => "maintenance",
+            Source::Health => "health",
         }
     }
 }
@@ -161,6 +164,8 @@ pub enum Cause {
     Expired,
     /// A maintenance window started or ended.
     Maintenance,
+    /// Health checks found every upstream down, or one up again (`auto_offline`).
+    Health,
 }
 
 /// One change of a site's effective state.
@@ -253,6 +258,34 @@ impl Decision {
             by: None,
             by_name: None,
             window: Some(w.id.clone()),
+        }
+    }
+}
+
+impl Decision {
+    /// The decision once health is weighed in (CONTRACT section 9's rule 3): a site
+    /// whose state comes from the config and is online goes offline, source `health`,
+    /// while every upstream is down (`down_since`: since when) and the site has
+    /// `auto_offline`; a flip, `--all` or a window always beats it.
+    pub fn with_health(self, auto_offline: bool, down_since: Option<OffsetDateTime>) -> Decision {
+        match down_since {
+            Some(since)
+                if auto_offline
+                    && self.source == Source::Config
+                    && self.state == SiteState::Online =>
+            {
+                Decision {
+                    state: SiteState::Offline,
+                    source: Source::Health,
+                    since: Some(since),
+                    until: None,
+                    reason: Some("every upstream is failing its health checks".into()),
+                    by: None,
+                    by_name: Some("health".into()),
+                    window: None,
+                }
+            }
+            _ => self,
         }
     }
 }

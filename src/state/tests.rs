@@ -139,6 +139,106 @@ fn windows_and_overrides_the_later_wins() {
     }
 }
 
+/// Rule 3 of CONTRACT section 9, case by case: (config state, override (state, set at
+/// minute, --all), window in force, auto_offline, every upstream down) → (state, source).
+#[test]
+fn health_turns_only_a_config_online_site_offline() {
+    use crate::platform::Window;
+    use SiteState::{Offline as Off, Online as On};
+    let at = |m: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(m);
+    type Case = (
+        SiteState,
+        Option<(SiteState, bool)>,
+        bool,
+        bool,
+        bool,
+        SiteState,
+        Source,
+    );
+    let cases: &[Case] = &[
+        // Healthy, or auto_offline off: health changes nothing.
+        (On, None, false, true, false, On, Source::Config),
+        (On, None, false, false, true, On, Source::Config),
+        // All upstreams down with auto_offline: offline, source health.
+        (On, None, false, true, true, Off, Source::Health),
+        // The config says offline: it stays the config's.
+        (Off, None, false, true, true, Off, Source::Config),
+        // A manual flip beats it, either way.
+        (
+            On,
+            Some((On, false)),
+            false,
+            true,
+            true,
+            On,
+            Source::Runtime,
+        ),
+        (
+            On,
+            Some((Off, false)),
+            false,
+            true,
+            true,
+            Off,
+            Source::Runtime,
+        ),
+        (On, Some((On, true)), false, true, true, On, Source::All),
+        // So does a window in force.
+        (On, None, true, true, true, Off, Source::Maintenance),
+    ];
+    for (i, (config, o, window, auto, down, state, source)) in cases.iter().enumerate() {
+        let mut data = StateData::default();
+        if let Some((st, all)) = o {
+            let seq = data.next_seq();
+            let mut ov = ov(*st, seq);
+            ov.since = at(1);
+            if *all {
+                data.global = Some(ov);
+            } else {
+                data.sites.insert("cloud".into(), ov);
+            }
+        }
+        let windows: Vec<Window> = window
+            .then(|| Window {
+                id: "w1".into(),
+                title: "disk swap".into(),
+                sites: vec!["cloud".into()],
+                start: at(0),
+                end: at(10),
+            })
+            .into_iter()
+            .collect();
+        let d = data
+            .decide("cloud", *config, at(5))
+            .with_windows("cloud", &windows, at(5))
+            .with_health(*auto, down.then(|| at(2)));
+        assert_eq!((d.state, d.source), (*state, *source), "case {i}");
+        if d.source == Source::Health {
+            assert_eq!(d.since, Some(at(2)));
+            assert_eq!(d.by_json(), "health");
+        }
+    }
+    // `reset` during an outage gives the site back to health: the config's decision
+    // (newer than the dropped override) is what health then turns offline.
+    let mut data = StateData::default();
+    let seq = data.next_seq();
+    data.sites.insert("cloud".into(), ov(On, seq));
+    data.sites.clear();
+    let seq = data.next_seq();
+    data.config.insert(
+        "cloud".into(),
+        ConfigMark {
+            state: On,
+            seq,
+            since: Some(at(3)),
+        },
+    );
+    let d = data
+        .decide("cloud", On, at(5))
+        .with_health(true, Some(at(2)));
+    assert_eq!((d.state, d.source), (Off, Source::Health));
+}
+
 #[test]
 fn newest_decision_wins() {
     let now = OffsetDateTime::now_utc();

@@ -354,3 +354,23 @@ pub fn site(s: &SiteView) -> Value {
         "reason": s.reason,
     })
 }
+
+/// `/api/sites/SITE/uptime.json`: the last 90 UTC days, newest last (CONTRACT section
+/// 10); `uptime` is `null` on a day without data.
+pub fn uptime(view: &View, site: &str) -> Value {
+    let p = &view.platform;
+    let days = p.uptime.get(site).map_or(&[][..], Vec::as_slice);
+    let shown = crate::platform::uptime::shown_days(site, days, &p.incidents, p.built_at);
+    let overall = crate::platform::uptime::overall(&shown);
+    json!({
+        "site": site,
+        "uptime": overall,
+        "days": shown.iter().map(|d| json!({
+            "date": format!("{:04}-{:02}-{:02}", d.day.year(), u8::from(d.day.month()), d.day.day()),
+            "uptime": d.uptime,
+            "up_seconds": d.up_ms / 1000,
+            "down_seconds": d.down_ms / 1000,
+            "incidents": d.incidents,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -150,9 +150,10 @@ fn component_row(view: &View, c: &ComponentView) -> String {
         .map(|d| format!("<div class=\"desc\">{}</div>", esc(d)))
         .unwrap_or_default();
     format!(
-        "<li data-site=\"{n}\"><div class=\"row\"><span class=\"name\">{n}</span>{st}</div>{desc}{detail}</li>",
+        "<li data-site=\"{n}\"><div class=\"row\"><span class=\"name\">{n}</span>{st}</div>{desc}{detail}{bars}</li>",
         n = esc(&c.name),
         st = status_span(c.status),
+        bars = super::bars::bars(view, c),
     )
 }
 

@@ -18,6 +18,7 @@
 //! redirect itself (see `proxy`, `maintenance`).
 
 mod api;
+mod bars;
 mod feed;
 mod incidents;
 mod pages;
@@ -252,6 +253,14 @@ pub fn handle(
             if let Some(name) = path.strip_prefix(MAINTENANCE_PREFIX) {
                 if let Some(i) = site_index(view, name) {
                     return maintenance(table, view, i, query);
+                }
+            }
+            if let Some(name) = path
+                .strip_prefix("/api/sites/")
+                .and_then(|n| n.strip_suffix("/uptime.json"))
+            {
+                if site_index(view, name).is_some() {
+                    return json(&api::uptime(view, name));
                 }
             }
             if let Some(name) = path

@@ -16,6 +16,8 @@ use crate::text::html_escape as esc;
 pub(super) const REFRESH_OVERVIEW: u32 = 60;
 const REFRESH_MAINTENANCE: u32 = 30;
 
+use super::bars::STYLE as BARS;
+
 const STYLE: &str = "\
 :root{--fg:#1d2125;--muted:#5e6c7a;--bg:#f6f7f9;--card:#fff;--line:#dfe3e8;--ok:#1f883d;--okbg:#e6f4ea;--mt:#0b63c5;--mtbg:#e4effc;--link:#0b63c5}\
 @media (prefers-color-scheme:dark){:root{--fg:#e3e6ea;--muted:#9aa5b1;--bg:#111417;--card:#1b1f24;--line:#2d333b;--ok:#4ac26b;--okbg:#14301c;--mt:#6cb6ff;--mtbg:#132a44;--link:#6cb6ff}}\
@@ -49,7 +51,7 @@ pub(super) fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str)
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"color-scheme\" content=\"light dark\">{head}\
-<title>{title} · {site}</title><style>{STYLE}</style>\
+<title>{title} · {site}</title><style>{STYLE}{BARS}</style>\
 <link rel=\"alternate\" type=\"application/atom+xml\" title=\"{site}\" href=\"/history.atom\">\
 <script src=\"/assets/status.js\" defer></script></head>\
 <body><main>{body}<footer>Updated {updated}. <a href=\"/\">Overview</a> · \
@@ -102,9 +104,10 @@ pub(super) fn site_detail(s: &SiteView) -> String {
 }
 
 pub(super) fn history_item(e: &HistoryEvent) -> String {
-    let (status, verb) = match e.state {
-        SiteState::Offline => (ComponentStatus::UnderMaintenance, "went into maintenance"),
-        SiteState::Online => (ComponentStatus::Operational, "is back online"),
+    let (status, verb) = match (e.state, e.cause) {
+        (SiteState::Offline, Cause::Health) => (ComponentStatus::MajorOutage, "went down"),
+        (SiteState::Offline, _) => (ComponentStatus::UnderMaintenance, "went into maintenance"),
+        (SiteState::Online, _) => (ComponentStatus::Operational, "is back online"),
     };
     let why = match e.cause {
         Cause::Flip => "",
@@ -112,6 +115,7 @@ pub(super) fn history_item(e: &HistoryEvent) -> String {
         Cause::Config => " (config edited)",
         Cause::Expired => " (--until ran out)",
         Cause::Maintenance => " (scheduled maintenance)",
+        Cause::Health => " (health checks)",
     };
     let mut d = String::new();
     if let Some(r) = &e.reason {

@@ -39,6 +39,7 @@ fn view(cloud: SiteState) -> View {
         group: None,
         site: true,
         status,
+        checked: false,
     };
     let cloud_status = match cloud {
         SiteState::Offline => C::UnderMaintenance,

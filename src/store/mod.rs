@@ -55,6 +55,8 @@ pub struct Loaded {
     /// Newest `start` first.
     pub maintenances: Vec<Maintenance>,
     pub components: BTreeMap<String, SetStatus>,
+    /// Alertmanager alerts firing, by fingerprint.
+    pub alerts: BTreeMap<String, AlertRow>,
 }
 
 /// The open database.
@@ -149,6 +151,7 @@ impl Store {
             incidents: rows::load_incidents(&conn).map_err(|e| self.read_err(e))?,
             maintenances: rows::load_maintenances(&conn).map_err(|e| self.read_err(e))?,
             components: rows::load_component_statuses(&conn).map_err(|e| self.read_err(e))?,
+            alerts: health::load_alerts(&conn).map_err(|e| self.read_err(e))?,
         })
     }
 
@@ -194,6 +197,10 @@ fn migrate(conn: &mut Connection, from: u32) -> Result<(), String> {
     }
     Ok(())
 }
+
+mod health;
+
+pub use health::{AlertRow, UptimeDay};
 
 #[cfg(test)]
 mod tests;

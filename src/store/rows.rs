@@ -14,19 +14,19 @@ use crate::platform::{
     MaintenanceStatus,
 };
 
-type R<T> = Result<T, String>;
+pub(super) type R<T> = Result<T, String>;
 
-fn ns(t: OffsetDateTime) -> i64 {
+pub(super) fn ns(t: OffsetDateTime) -> i64 {
     // Times offramp makes are within i64 nanoseconds (years 1678..2262); clamp anyway.
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
-fn time_of(v: i64, what: &str) -> R<OffsetDateTime> {
+pub(super) fn time_of(v: i64, what: &str) -> R<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(v))
         .map_err(|e| format!("{what}: bad time {v}: {e}"))
 }
 
-fn word<T>(
+pub(super) fn word<T>(
     s: &str,
     what: &str,
     parse: impl Fn(&str) -> Result<T, crate::platform::model::UnknownWord>,
@@ -34,7 +34,7 @@ fn word<T>(
     parse(s).map_err(|e| format!("{what}: {e}"))
 }
 
-fn sql(e: rusqlite::Error) -> String {
+pub(super) fn sql(e: rusqlite::Error) -> String {
     e.to_string()
 }
 

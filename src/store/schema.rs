@@ -60,6 +60,24 @@ pub const MIGRATIONS: &[&str] = &[
         by_whom TEXT NOT NULL
     );
     ",
+    // 2: uptime per site and UTC day, and the Alertmanager alerts firing.
+    "
+    CREATE TABLE uptime (
+        site     TEXT NOT NULL,
+        day      TEXT NOT NULL,         -- YYYY-MM-DD, UTC
+        up_ms    INTEGER NOT NULL,
+        down_ms  INTEGER NOT NULL,
+        PRIMARY KEY (site, day)
+    );
+    CREATE TABLE alert (
+        fingerprint TEXT PRIMARY KEY,
+        component   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        summary     TEXT NOT NULL,
+        since       INTEGER NOT NULL,
+        incident_id TEXT
+    );
+    ",
 ];
 
 /// The schema version this offramp writes.

@@ -63,11 +63,18 @@ pub struct Offramp {
 }
 
 /// `[server]` lines every test config needs: port-0 listener, socket and state in `dir`.
-/// Tests append `[maintenance]` and `[[site]]` sections.
+/// Tests append `[maintenance]` and `[[site]]` sections. Health checks are off (they
+/// would reach the tests' upstreams at random times); the health tests use
+/// [`server_section_checked`].
 pub fn server_section(extra: &str) -> String {
     format!(
-        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ndata = \"offramp.db\"\ngrace = \"2s\"\n{extra}\n"
+        "[server]\nhttp = \"127.0.0.1:0\"\nthreads = 2\ncontrol = \"control.sock\"\nstate = \"state.json\"\ndata = \"offramp.db\"\nhealth_checks = false\ngrace = \"2s\"\n{extra}\n"
     )
+}
+
+/// [`server_section`] with health checks on.
+pub fn server_section_checked(extra: &str) -> String {
+    server_section(extra).replace("health_checks = false\n", "")
 }
 
 impl Offramp {
