@@ -126,6 +126,14 @@ fn the_seed_shape_and_the_incident_lifecycle() {
     );
     assert_eq!(status, 200, "{upd}");
     assert_eq!(upd["components"][0]["status"], "major_outage");
+    let (status, v, _) = call(
+        &o,
+        "PATCH",
+        &format!("/api/v1/incidents/{id}"),
+        Some(TOKEN),
+        r#"{"message":"  "}"#,
+    );
+    assert_eq!(status, 422, "a blank update is refused: {v}");
     let shown = o.cli(&["incident", "show", &id, "--json"]).ok().json();
     assert_eq!(
         shown["status"], "identified",
@@ -180,6 +188,18 @@ fn bad_requests_get_400_422_404_and_change_nothing() {
             "/api/v1/incidents/nosuchid",
             r#"{"message":"m"}"#,
             404,
+        ),
+        (
+            "POST",
+            "/api/v1/incidents",
+            r#"{"title":"t","message":""}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/incidents",
+            r#"{"title":" ","message":"m"}"#,
+            422,
         ),
         (
             "POST",

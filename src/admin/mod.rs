@@ -2,7 +2,10 @@
 //! format, `/healthz`, and the write API under `/api/v1/` (see `api`), over a small
 //! HTTP/1.1 server of its own, in plain HTTP or with `admin_tls` over TLS: bounded
 //! connections, bounded heads, idle timeouts, request bodies only for the API (with a
-//! `Content-Length`, at most `api::MAX_BODY`). What the metrics are is `metrics`';
+//! `Content-Length`, at most `api::MAX_BODY`; `Expect: 100-continue` is answered before
+//! the body is read). An answer given without reading the whole body (413, 411, a body
+//! sent elsewhere) ends the connection: what is left of the body is read and dropped
+//! for a moment, never parsed as a request. What the metrics are is `metrics`';
 //! binding the listener is `server`'s.
 
 use std::sync::Arc;
@@ -75,6 +78,10 @@ pub async fn serve_admin(
 const ADMIN_MAX_HEAD: usize = 8 * 1024;
 /// How long a connection may stay idle, or a request or response take to cross.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the unread input of a connection closed after an answer is read and
+/// dropped: closing with unread input makes the kernel send a reset, which can destroy
+/// the answer before the client reads it (RFC 9112 section 9.6).
+const ADMIN_LINGER: Duration = Duration::from_secs(2);
 
 /// What the admin listener needs of a request head.
 struct AdminRequest {
@@ -87,8 +94,12 @@ struct AdminRequest {
     /// `Content-Length` (`None`: none given; an unparsable one is a bad request).
     length: Option<usize>,
     chunked: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request (RFC 9110 section 10.1.1).
+    expect_continue: bool,
     /// HTTP/1.0, `Connection: close`, or a body we do not read: close after answering.
     close: bool,
+    /// A body follows that will not be read (outside the API): drain it when closing.
+    unread: bool,
 }
 
 /// Parses one request head at the start of `buf`: `Ok(None)` while incomplete, else the
@@ -108,6 +119,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Err
     let mut authorization = None;
     let mut length = None;
     let mut chunked = false;
+    let mut expect_continue = false;
+    let mut unread = false;
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
         if h.name.eq_ignore_ascii_case("connection") {
@@ -117,6 +130,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Err
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = true;
             close = true;
+            unread = true;
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let n: usize = value
                 .trim()
@@ -129,10 +143,15 @@ fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Err
             // Bodies are read for the API only: elsewhere, answer, then end the
             // connection rather than read one.
             close |= n != 0 && !api;
+            unread |= n != 0 && !api;
         } else if h.name.eq_ignore_ascii_case("authorization") {
             authorization = Some(value.into_owned());
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = value.trim().eq_ignore_ascii_case("100-continue");
         }
     }
+    // An HTTP/1.0 client does not wait for a 100 (RFC 9110 section 10.1.1).
+    expect_continue &= req.version == Some(1);
     let request = AdminRequest {
         method: method.to_string(),
         get: method == "GET",
@@ -142,7 +161,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<(AdminRequest, usize)>, httparse::Err
         authorization,
         length,
         chunked,
+        expect_continue,
         close,
+        unread,
     };
     Ok(Some((request, len)))
 }
@@ -168,12 +189,12 @@ async fn admin_connection<S: AsyncRead + AsyncWrite + Unpin>(
                         false,
                         true,
                     );
-                    return finish(&mut s, &out).await;
+                    return finish(&mut s, &out, true).await;
                 }
                 Ok(None) => {}
                 Err(_) => {
                     let out = encode_response(400, "text/plain", b"bad request\n", false, true);
-                    return finish(&mut s, &out).await;
+                    return finish(&mut s, &out, true).await;
                 }
             }
             let mut chunk = [0u8; 1024];
@@ -188,14 +209,13 @@ async fn admin_connection<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let head_only = req.head;
         if crate::api::is_api(&req.path) {
-            let out = match api_request(&mut s, &mut buf, &req, &daemon).await? {
-                Some(out) => out,
-                None => return Ok(()),
+            let Some(answer) = api_request(&mut s, &mut buf, &req, &daemon).await? else {
+                return Ok(());
             };
-            if req.close {
-                return finish(&mut s, &out).await;
+            if answer.unread || req.close {
+                return finish(&mut s, &answer.out, answer.unread).await;
             }
-            match tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(&out)).await {
+            match tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(&answer.out)).await {
                 Ok(r) => r?,
                 Err(_) => return Ok(()),
             }
@@ -223,7 +243,7 @@ async fn admin_connection<S: AsyncRead + AsyncWrite + Unpin>(
             ),
         };
         if req.close {
-            return finish(&mut s, &out).await;
+            return finish(&mut s, &out, req.unread).await;
         }
         match tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(&out)).await {
             Ok(r) => r?,
@@ -232,21 +252,47 @@ async fn admin_connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// An API answer, and whether (part of) its request's body was left unread: then the
+/// connection ends after it, as what follows is not a request.
+struct ApiAnswer {
+    out: Vec<u8>,
+    unread: bool,
+}
+
 /// Reads an API request's body and answers it; `None` when the client went away.
-async fn api_request<S: AsyncRead + Unpin>(
+async fn api_request<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     buf: &mut Vec<u8>,
     req: &AdminRequest,
     daemon: &Arc<crate::daemon::Daemon>,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let api_error =
-        |status: u16, msg: &str| encode_api(status, &serde_json::json!({"error": msg}), &[], true);
+) -> std::io::Result<Option<ApiAnswer>> {
+    let head_only = req.head;
+    let refuse = |status: u16, msg: &str| ApiAnswer {
+        out: encode_api(
+            status,
+            &serde_json::json!({ "error": msg }),
+            &[],
+            true,
+            head_only,
+        ),
+        unread: true,
+    };
     if req.chunked {
-        return Ok(Some(api_error(411, "send the body with a Content-Length")));
+        return Ok(Some(refuse(411, "send the body with a Content-Length")));
     }
     let n = req.length.unwrap_or(0);
+    // Refused up front, so without a 100 Continue: the client need not send the body.
     if n > crate::api::MAX_BODY {
-        return Ok(Some(api_error(413, "the body is larger than 1 MiB")));
+        return Ok(Some(refuse(413, "the body is larger than 1 MiB")));
+    }
+    // A client that sent its body along already needs no 100 (RFC 9110 section 10.1.1).
+    if req.expect_continue && buf.len() < n {
+        let sent =
+            tokio::time::timeout(ADMIN_TIMEOUT, s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        match sent.await {
+            Ok(r) => r?,
+            Err(_) => return Ok(None),
+        }
     }
     while buf.len() < n {
         let mut chunk = [0u8; 16 * 1024];
@@ -282,40 +328,61 @@ async fn api_request<S: AsyncRead + Unpin>(
                 body: &body,
             },
         );
-        encode_api(r.status, &r.body, r.headers, close)
+        encode_api(r.status, &r.body, r.headers, close, head_only)
     })
     .await
-    .unwrap_or_else(|e| api_error(500, &format!("internal error: {e}")));
-    Ok(Some(answer))
+    .unwrap_or_else(|e| {
+        let error = serde_json::json!({ "error": format!("internal error: {e}") });
+        encode_api(500, &error, &[], true, head_only)
+    });
+    Ok(Some(ApiAnswer {
+        out: answer,
+        unread: false,
+    }))
 }
 
-/// An API answer: JSON, with the headers given.
+/// An API answer: JSON, with the headers given (the body left out for `head_only`).
 fn encode_api(
     status: u16,
     body: &serde_json::Value,
     headers: &'static [(&'static str, &'static str)],
     close: bool,
+    head_only: bool,
 ) -> Vec<u8> {
     let text = format!("{body}\n");
     let mut reply =
         Reply::typed(status, crate::reply::JSON, bytes::Bytes::from(text)).with_fixed(headers);
     reply.close = close;
     let mut out = Vec::with_capacity(256);
-    h1::write_reply(&mut out, &reply, false, !close);
+    h1::write_reply(&mut out, &reply, head_only, !close);
     out
 }
 
-/// Writes the last response of a connection and closes it.
-async fn finish<S: AsyncWrite + Unpin>(s: &mut S, out: &[u8]) -> std::io::Result<()> {
+/// Writes the last response of a connection and closes it; with `drain`, then reads
+/// and drops what the client still sends, for [`ADMIN_LINGER`] at most.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    out: &[u8],
+    drain: bool,
+) -> std::io::Result<()> {
     let sent = tokio::time::timeout(ADMIN_TIMEOUT, async {
         s.write_all(out).await?;
         s.shutdown().await
     })
     .await;
     match sent {
-        Ok(r) => r,
-        Err(_) => Ok(()),
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Ok(()),
     }
+    if drain {
+        let _ = tokio::time::timeout(ADMIN_LINGER, async {
+            let mut sink = [0u8; 16 * 1024];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+    Ok(())
 }
 
 /// Encodes one whole HTTP/1.1 response (status line, headers, body unless `head_only`)
@@ -359,6 +426,24 @@ mod tests {
         assert!(!keep.close);
         assert!(keep.get && !keep.head);
         assert_eq!(keep.path, "/metrics");
+    }
+
+    #[test]
+    fn expect_100_continue_and_unread_bodies() {
+        let api = "POST /api/v1/incidents HTTP/1.1\r\nContent-Length: 5\r\n";
+        assert!(parse(&format!("{api}Expect: 100-Continue\r\n\r\n")).expect_continue);
+        assert!(!parse(&format!("{api}Expect: something\r\n\r\n")).expect_continue);
+        let old =
+            "POST /api/v1/incidents HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        assert!(
+            !parse(old).expect_continue,
+            "an HTTP/1.0 client does not wait"
+        );
+        let read = parse(&format!("{api}\r\n"));
+        assert!(!read.close && !read.unread, "the API reads its bodies");
+        assert!(parse("POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\n").unread);
+        assert!(parse("POST /api/v1/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unread);
+        assert!(!parse("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").unread);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The write API (`/api/v1/` on the admin listener, CONTRACT section 9): bearer tokens
-//! from `[api] tokens`, compared in constant time; JSON bodies mapped onto the one
-//! command layer (`platform::Command`, run by `Daemon::run`), so the API, the CLI and
-//! the control socket behave alike. Statuses: 400 for a body that is not JSON, has
-//! wrong types or unknown fields; 422 for values refused; 404 for an unknown ID or name
-//! in the path; 401 without a valid token (nothing changes); 404 for every `/api/v1/`
-//! path when there is no `[api]`.
+//! from `[api] tokens`, compared in constant time (the scheme word `Bearer` in any
+//! case, RFC 9110 section 11.1); `HEAD` wherever there is a `GET`; JSON bodies mapped
+//! onto the one command layer (`platform::Command`, run by `Daemon::run`), so the API,
+//! the CLI and the control socket behave alike. Statuses: 400 for a body that is not
+//! JSON, has wrong types or unknown fields; 422 for values refused; 404 for an unknown
+//! ID or name in the path; 401 without a valid token (nothing changes); 404 for every
+//! `/api/v1/` path when there is no `[api]`.
 //!
 //! Owns: authentication, routing and the body shapes (`body`). Does not own: the HTTP
 //! connection (`admin`), what a command does (`daemon`).
@@ -48,9 +49,9 @@ fn error(status: u16, msg: impl Into<String>) -> Response {
     }
 }
 
-const GET_POST: &[(&str, &str)] = &[("Allow", "GET, POST")];
-const GET_PATCH: &[(&str, &str)] = &[("Allow", "GET, PATCH")];
-const GET_PATCH_DELETE: &[(&str, &str)] = &[("Allow", "GET, PATCH, DELETE")];
+const GET_POST: &[(&str, &str)] = &[("Allow", "GET, HEAD, POST")];
+const GET_PATCH: &[(&str, &str)] = &[("Allow", "GET, HEAD, PATCH")];
+const GET_PATCH_DELETE: &[(&str, &str)] = &[("Allow", "GET, HEAD, PATCH, DELETE")];
 const PATCH: &[(&str, &str)] = &[("Allow", "PATCH")];
 const POST: &[(&str, &str)] = &[("Allow", "POST")];
 
@@ -65,13 +66,16 @@ pub fn is_api(path: &str) -> bool {
     path == "/api/v1" || path.starts_with("/api/v1/")
 }
 
-/// The token that `authorization` carries, if it is one of `api`'s. Every token is
-/// compared, each in constant time, whatever matched before.
+/// The token that `authorization` carries, if it is one of `api`'s. The scheme word is
+/// case-insensitive (RFC 9110 section 11.1), the token is not. Every token is compared,
+/// each in constant time in its content, whatever matched before; a candidate of
+/// another length differs at once (SECURITY.md says why that is acceptable).
 fn authenticate<'t>(api: &'t Api, authorization: Option<&str>) -> Option<&'t str> {
-    let given = authorization?
-        .strip_prefix("Bearer ")
-        .or_else(|| authorization?.strip_prefix("bearer "))?
-        .trim();
+    let (scheme, given) = authorization?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let given = given.trim_start_matches(' ');
     let mut found = None;
     for t in &api.tokens {
         let same: bool = t.secret.expose().ct_eq(given.as_bytes()).into();
@@ -130,12 +134,14 @@ fn route(req: &Request) -> Result<(Command, bool), Response> {
         .query
         .split('&')
         .any(|kv| kv == "all" || kv == "all=true" || kv == "all=1");
-    let m = req.method;
+    let method = req.method;
     let allow = |headers: &'static [(&'static str, &'static str)]| Response {
         status: 405,
-        body: json!({"error": format!("method {m} not allowed here")}),
+        body: json!({"error": format!("method {method} not allowed here")}),
         headers,
     };
+    // HEAD is GET without the body, which the admin listener leaves out.
+    let m = if method == "HEAD" { "GET" } else { method };
     let body = req.body;
     Ok(match parts.as_slice() {
         ["incidents"] => match m {

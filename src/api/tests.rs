@@ -20,9 +20,21 @@ fn only_the_exact_token_authenticates_and_names_its_file() {
         authenticate(&api, Some(&format!("Bearer {secret}"))),
         Some("api:deploy")
     );
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let given = format!("{scheme}  {secret} ");
+        assert_eq!(
+            authenticate(&api, Some(&given)),
+            Some("api:deploy"),
+            "{given}"
+        );
+    }
     for bad in [
         None,
         Some("Bearer"),
+        Some("Bearer "),
+        Some(&format!("Bearer{secret}")[..]),
+        Some(&format!("Bearer\t{secret}")[..]),
+        Some(&format!("Bearer {}", secret.to_uppercase())[..]),
         Some("Basic abc"),
         Some(&format!("Bearer {secret}x")[..]),
         Some(&format!("Bearer {}", &secret[1..])[..]),

@@ -90,10 +90,11 @@ pub enum Command {
     /// Re-read the config file and certificates now.
     Reload,
     /// Incidents on the status page: open, update, resolve, list, show.
-    #[command(subcommand)]
+    // Without a subcommand: a one-line usage error (exit 1), not the help.
+    #[command(subcommand, arg_required_else_help = false)]
     Incident(platform::IncidentCmd),
     /// Scheduled maintenance: schedule, list, show, update, complete, cancel.
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Maintenance(platform::MaintenanceCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -103,7 +104,7 @@ pub enum Command {
     /// Print the man page (roff) generated from this command line.
     Man,
     /// Print an offramp config made from a Caddy config (a Caddyfile or Caddy's JSON).
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Import(crate::import::ImportCommand),
 }
 
@@ -139,6 +140,10 @@ fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
             eprintln!("offramp: no command given: serve, check, status, offline, online, reset, reload, incident or maintenance (see offramp --help)");
             ExitCode::from(1)
         }
+        clap::error::ErrorKind::MissingSubcommand => {
+            eprintln!("offramp: {}", crate::table::escape(&missing_subcommand(&e)));
+            ExitCode::from(1)
+        }
         _ => {
             // Errors are one line on stderr (CONTRACT section 4).
             let text = e.render().to_string();
@@ -153,6 +158,26 @@ fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
             ExitCode::from(1)
         }
     })
+}
+
+/// `offramp incident` alone: which command is missing its subcommand, and the choices.
+fn missing_subcommand(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let parent = match e.get(ContextKind::InvalidSubcommand) {
+        Some(ContextValue::String(s)) => s.as_str(),
+        _ => "offramp",
+    };
+    let choices = match e.get(ContextKind::ValidSubcommand) {
+        Some(ContextValue::Strings(v)) => v
+            .iter()
+            .filter(|s| *s != "help")
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    };
+    let name = parent.strip_prefix("offramp ").unwrap_or(parent);
+    format!("{name} needs a subcommand: {choices} (see {parent} --help)")
 }
 
 /// Whether `-c` was given (an unreadable file is then an error, not the default socket).

@@ -2,8 +2,9 @@
 //! (CONTRACT section 9). Each becomes one `platform::Command` on the control socket (the
 //! same command layer the write API uses); the answer is printed as a table, a detail
 //! view with the timeline, the new ID alone (`open`, `schedule`), or JSON (`--json`).
-//! What can be checked without the daemon (titles, messages, `name[=status]`) is
-//! checked here first, so a mistake is exit 1 even when offramp is not running.
+//! What can be checked without the daemon (titles, messages, `name[=status]`, a
+//! window's times) is checked here first, with the daemon's own rules, so a mistake is
+//! exit 1 even when offramp is not running.
 
 use std::process::ExitCode;
 
@@ -15,7 +16,7 @@ use super::platform_text::{incident_text, incidents_table, maintenance_text, mai
 use super::Cli;
 use crate::platform::command::ComponentArg;
 use crate::platform::model::{check_message, check_title};
-use crate::platform::{Command, ComponentStatus, Impact, IncidentStatus};
+use crate::platform::{when, Command, ComponentStatus, Impact, IncidentStatus};
 use crate::table::{cell, escape};
 
 // Incident subcommands. (No `///` here: clap would print it as help.)
@@ -276,6 +277,8 @@ fn command_for_maintenance(c: &MaintenanceCmd) -> Result<(Command, Show, bool), 
             if sites.is_empty() && components.is_empty() {
                 return Err("name at least one --site or --component".into());
             }
+            // The daemon reads the times again against its own clock when it runs this.
+            when::window(start, end, time::OffsetDateTime::now_utc())?;
             let cmd = Command::MaintenanceSchedule {
                 title: title.clone(),
                 sites: sites.clone(),
@@ -316,6 +319,10 @@ fn command_for_maintenance(c: &MaintenanceCmd) -> Result<(Command, Show, bool), 
             }
             if let Some(m) = message {
                 check_message(m)?;
+            }
+            // Without the window's start only the form of the end can be checked here.
+            if let Some(e) = end {
+                when::end(e, time::OffsetDateTime::now_utc())?;
             }
             let cmd = Command::MaintenanceUpdate {
                 id: id.clone(),

@@ -116,9 +116,7 @@ pub(super) fn apply(
                     return Err(refused(format!("unknown component {c:?}")));
                 }
             }
-            let start = when::at(&start, t).map_err(refused)?;
-            let end = when::end(&end, start).map_err(refused)?;
-            check_end(start, end, t)?;
+            let (start, end) = when::window(&start, &end, t).map_err(refused)?;
             let taken = |id: &str| {
                 inner.platform.incidents.iter().any(|i| i.id == id)
                     || inner.platform.maintenances.iter().any(|m| m.id == id)
@@ -151,7 +149,7 @@ pub(super) fn apply(
             }
             if let Some(e) = end {
                 let end = when::end(&e, m.start).map_err(refused)?;
-                check_end(m.start, end, t)?;
+                when::check_window(m.start, end, t).map_err(refused)?;
                 m.end = end;
             }
             let message = message.unwrap_or_else(|| {
@@ -205,20 +203,6 @@ fn open(inner: &Inner, id: &str, t: OffsetDateTime) -> Result<Maintenance, CmdEr
         )));
     }
     Ok(m.clone())
-}
-
-fn check_end(
-    start: OffsetDateTime,
-    end: OffsetDateTime,
-    t: OffsetDateTime,
-) -> Result<(), CmdError> {
-    if end <= start {
-        return Err(CmdError::Refused("the end is not after the start".into()));
-    }
-    if end <= t {
-        return Err(CmdError::Refused("the end is already past".into()));
-    }
-    Ok(())
 }
 
 fn add_update(

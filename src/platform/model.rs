@@ -347,8 +347,12 @@ pub fn check_title(title: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a message: at most [`MAX_MESSAGE`] characters.
+/// Checks a message: not blank (an update that says nothing is a mistake), at most
+/// [`MAX_MESSAGE`] characters.
 pub fn check_message(message: &str) -> Result<(), String> {
+    if message.trim().is_empty() {
+        return Err("the message is empty".into());
+    }
     let n = message.chars().count();
     if n > MAX_MESSAGE {
         return Err(format!(
@@ -407,6 +411,8 @@ mod tests {
         assert!(check_title(&"é".repeat(MAX_TITLE + 1)).is_err());
         assert!(check_title("  ").is_err());
         assert!(check_message(&"x".repeat(MAX_MESSAGE + 1)).is_err());
+        assert!(check_message("").is_err() && check_message(" \n\t").is_err());
+        assert!(check_message(".").is_ok());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Times in platform commands: `now`, a duration from now (`+30m` or `30m`), or an
-//! RFC 3339 time; a maintenance's end may also be a duration counted from its start.
-//! Everything is read against one clock reading passed in, so a command is decided at
-//! one instant.
+//! RFC 3339 time; a maintenance's end may also be a duration counted from its start,
+//! and must be after it and not past. Everything is read against one clock reading
+//! passed in, so a command is decided at one instant. The CLI checks with the same
+//! functions before it connects, the daemon again when it runs the command.
 
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -18,6 +19,33 @@ pub fn at(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
 /// An end: RFC 3339, or a duration counted from `start` (`+2h`, `2h`).
 pub fn end(s: &str, start: OffsetDateTime) -> Result<OffsetDateTime, String> {
     from(s.trim(), start)
+}
+
+/// A window's `start` and `end` as written, read and checked against `now`.
+pub fn window(
+    start: &str,
+    end: &str,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime), String> {
+    let start = at(start, now)?;
+    let end = self::end(end, start)?;
+    check_window(start, end, now)?;
+    Ok((start, end))
+}
+
+/// A window's rule: its end after its start, and not already past.
+pub fn check_window(
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    if end <= start {
+        return Err("the end is not after the start".into());
+    }
+    if end <= now {
+        return Err("the end is already past".into());
+    }
+    Ok(())
 }
 
 fn from(s: &str, base: OffsetDateTime) -> Result<OffsetDateTime, String> {
@@ -52,5 +80,27 @@ mod tests {
         assert_eq!(end("2s", now).unwrap(), now + time::Duration::seconds(2));
         assert!(at("tomorrow", now).unwrap_err().contains("invalid time"));
         assert!(end("", now).is_err());
+    }
+
+    #[test]
+    fn a_window_ends_after_its_start_and_not_in_the_past() {
+        let now = datetime!(2026-12-07 10:00:00 UTC);
+        assert_eq!(
+            window("now", "+2h", now).unwrap(),
+            (now, now + time::Duration::hours(2))
+        );
+        assert!(
+            window("2026-12-07T09:00:00Z", "+2h", now).is_ok(),
+            "began already"
+        );
+        assert!(window("+2h", "2026-12-07T11:00:00Z", now)
+            .unwrap_err()
+            .contains("not after the start"));
+        assert!(window("2026-12-07T08:00:00Z", "+1h", now)
+            .unwrap_err()
+            .contains("already past"));
+        assert!(window("soon", "+1h", now)
+            .unwrap_err()
+            .contains("invalid time \"soon\""));
     }
 }
