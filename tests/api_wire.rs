@@ -177,6 +177,17 @@ fn expect_100_continue_is_answered_before_the_body() {
     assert_eq!(r.status, 413, "no 100 for a body that is refused anyway");
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.is_closed(Duration::from_secs(5)));
+
+    // Without the right token, 401 before any 100 or 413: nobody without a token can
+    // make offramp read a body.
+    for len in [body.len(), LIMIT + 1] {
+        let mut c = admin_conn(&o);
+        let head = post_head(len, "Expect: 100-continue\r\n").replace(TOKEN, "wrong-token");
+        c.send(head.as_bytes());
+        let r = c.read_response(false);
+        assert_eq!(r.status, 401, "len {len}");
+        assert!(c.is_closed(Duration::from_secs(5)), "len {len}");
+    }
 }
 
 #[test]

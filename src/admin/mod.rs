@@ -277,6 +277,27 @@ async fn api_request<S: AsyncRead + AsyncWrite + Unpin>(
         ),
         unread: true,
     };
+    // No token, no body: a 401 (or 404 without [api]) comes before any 100 Continue,
+    // 411 or 413, so a client without a valid token cannot make offramp read a body.
+    let config = daemon.config();
+    if !crate::api::admits(config.api.as_ref(), req.authorization.as_deref()) {
+        let r = crate::api::handle(
+            daemon,
+            config.api.as_ref(),
+            &crate::api::Request {
+                method: &req.method,
+                path: &req.path,
+                query: &req.query,
+                authorization: req.authorization.as_deref(),
+                body: b"",
+            },
+        );
+        let unread = req.chunked || req.length.unwrap_or(0) > buf.len();
+        return Ok(Some(ApiAnswer {
+            out: encode_api(r.status, &r.body, r.headers, unread || req.close, head_only),
+            unread,
+        }));
+    }
     if req.chunked {
         return Ok(Some(refuse(411, "send the body with a Content-Length")));
     }

@@ -86,6 +86,13 @@ fn authenticate<'t>(api: &'t Api, authorization: Option<&str>) -> Option<&'t str
     found
 }
 
+/// Whether a request with `authorization` may go on to send its body: the API is on
+/// and the token is one of its own. A request that may not is answered (404 or 401)
+/// before its body is asked for or read.
+pub fn admits(api: Option<&Api>, authorization: Option<&str>) -> bool {
+    api.is_some_and(|api| authenticate(api, authorization).is_some())
+}
+
 /// Answers one `/api/v1/` request. `api` is the config's `[api]` in force.
 pub fn handle(daemon: &Daemon, api: Option<&Api>, req: &Request) -> Response {
     let Some(api) = api else {
