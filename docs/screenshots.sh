@@ -3,7 +3,8 @@
 # runs offramp on a copy of the example config (free ports), opens an incident with two
 # updates, schedules a window, takes `cloud` offline with a reason and an expected end,
 # and has headless Chromium photograph the overview (light, dark, phone), the incident's
-# page and the maintenance page.
+# page and the maintenance page. The database is seeded first with 90 days of uptime
+# (a few bad days) for the uptime bars.
 #
 #   docs/screenshots.sh [path/to/offramp]     (default: target/debug/offramp)
 set -euo pipefail
@@ -17,6 +18,26 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port); demo=$(free_port)
 sed -e "s/127.0.0.1:8080/127.0.0.1:$port/" -e "s/127.0.0.1:8081/127.0.0.1:$demo/" \
     -e "s#\.\./run/#$work/#" config/offramp.toml > "$work/offramp.toml"
+"$bin" serve -c "$work/offramp.toml" 2> "$work/log" & pid=$!
+for _ in $(seq 100); do grep -q ready "$work/log" && break; sleep 0.1; done
+# The schema is offramp's (it created the database); the rows are made up.
+kill -TERM "$pid"; wait "$pid" || true
+python3 - "$work/offramp.db" <<'PY'
+import datetime, random, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+random.seed(7)
+today = datetime.datetime.now(datetime.timezone.utc).date()
+for site, first in (("blog", 89), ("cloud", 60)):
+    for d in range(first, 0, -1):
+        day = (today - datetime.timedelta(days=d)).isoformat()
+        down = 0
+        if random.random() < 0.08:
+            down = random.choice((40, 300, 1800, 7200)) * 1000
+        db.execute("INSERT INTO uptime (site, day, up_ms, down_ms) VALUES (?, ?, ?, ?)",
+                   (site, day, 86_400_000 - down, down))
+db.commit()
+PY
+: > "$work/log"
 "$bin" serve -c "$work/offramp.toml" 2> "$work/log" & pid=$!
 for _ in $(seq 100); do grep -q ready "$work/log" && break; sleep 0.1; done
 "$bin" -c "$work/offramp.toml" offline blog --reason "Kernel update" --until 20m > /dev/null

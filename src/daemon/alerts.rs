@@ -141,7 +141,7 @@ impl Daemon {
                     }],
                     message,
                 };
-                let i = super::incidents::apply(&*inner, cmd, &by, t)?;
+                let i = super::incidents::apply(&*inner, cmd, by, t)?;
                 incident_id = Some(i.id.clone());
                 incident = Some(i);
             }
@@ -182,7 +182,7 @@ impl Daemon {
                         id: id.clone(),
                         message: Some("The alert is no longer firing.".into()),
                     },
-                    &by,
+                    by,
                     t,
                 )?),
                 None => None,

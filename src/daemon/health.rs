@@ -80,10 +80,9 @@ impl HealthBook {
 }
 
 impl Daemon {
-    /// The state each upstream had, for the checkers (a copy: they run without the lock).
-    pub fn health_states(&self) -> impl Fn(&str, &str) -> Option<UpState> + Send + 'static {
-        let book = Arc::new(self.lock().health.clone());
-        move |site, upstream| book.state(site, upstream)
+    /// The state an upstream has now, for a checker that starts (over, after a reload).
+    pub fn health_state(&self, site: &str, upstream: &str) -> Option<UpState> {
+        self.lock().health.state(site, upstream)
     }
 
     /// Applies one upstream's change of state.
@@ -126,6 +125,8 @@ impl Daemon {
             );
         }
         if before == after {
+            // The site's verdict stands, but the upstreams the proxy skips changed.
+            publish(&self.snapshot, &mut inner, t);
             return;
         }
         if after == Verdict::Down {

@@ -155,14 +155,9 @@ fn classify(e: &reqwest::Error) -> Failure {
                 ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable => {
                     reason = Reason::Connect
                 }
+                // Reset while connecting (a TLS handshake cut) or after: the peer closed.
                 ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
-                    if reason != Reason::Connect || e.is_connect() {
-                        reason = if e.is_connect() && io.kind() != ConnectionReset {
-                            Reason::Connect
-                        } else {
-                            Reason::Reset
-                        };
-                    }
+                    reason = Reason::Reset
                 }
                 TimedOut => reason = Reason::Timeout,
                 InvalidData => reason = Reason::Tls,

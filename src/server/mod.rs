@@ -295,10 +295,11 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         tokio::spawn(daemon.clone().run_uptime());
         // Health checks: the checkers report changes, the daemon applies them.
         let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let d = daemon.clone();
         tokio::spawn(crate::health::run(
             daemon.config_updates(),
             reports_tx,
-            daemon.health_states(),
+            move |site: &str, upstream: &str| d.health_state(site, upstream),
         ));
         let d = daemon.clone();
         tokio::spawn(async move {
