@@ -150,6 +150,24 @@ fn classify(e: &reqwest::Error) -> Failure {
             detail = h.to_string();
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            // hyper-rustls wraps tokio-rustls' io::Error (which carries the rustls::Error)
+            // in another io::Error, and io::Error::source skips what it wraps: look inside.
+            let inner = io.get_ref();
+            let tls = inner.and_then(|e| {
+                e.downcast_ref::<rustls::Error>()
+                    .map(ToString::to_string)
+                    .or_else(|| {
+                        e.downcast_ref::<std::io::Error>()
+                            .and_then(|i| i.get_ref())
+                            .and_then(|e| e.downcast_ref::<rustls::Error>())
+                            .map(ToString::to_string)
+                    })
+            });
+            if let Some(t) = tls {
+                reason = Reason::Tls;
+                detail = format!("TLS: {t}");
+                break;
+            }
             use std::io::ErrorKind::*;
             match io.kind() {
                 ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable => {
