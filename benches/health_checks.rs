@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_offramp");
 
-/// An upstream answering each connection's request with 200 and closing; `stop` makes
-/// it close its listener (refused from then on). Counts the checks it answered.
+/// An upstream answering requests with 200, keeping connections alive; `stop` makes it
+/// close its listener (refused from then on) and its connections. Counts the checks
+/// it answered.
 struct Upstream {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -39,27 +40,46 @@ fn upstream(stoppable: bool) -> Upstream {
     std::thread::spawn(move || {
         while !st.load(Ordering::SeqCst) {
             match l.accept() {
-                Ok((mut s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                    let mut buf = [0u8; 4096];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = s.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                    );
-                    sv.fetch_add(1, Ordering::Relaxed);
+                Ok((s, _)) => {
+                    let (st, sv) = (st.clone(), sv.clone());
+                    // Keep-alive, as most servers: one thread a connection.
+                    std::thread::spawn(move || serve_conn(s, &st, &sv));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(2)),
             }
         }
     });
     Upstream { addr, stop, served }
+}
+
+/// Answers each request of a connection with 200 (a body of 2 bytes, keep-alive) until
+/// the client goes or `stop` is set (then the next request gets no answer).
+fn serve_conn(mut s: TcpStream, stop: &AtomicBool, served: &AtomicUsize) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_nodelay(true);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        buf.drain(..end);
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+        served.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 struct Daemon {

@@ -3,7 +3,7 @@
 
 /// Finds the end of a chunked body as it streams past (RFC 9112 section 7.1).
 #[derive(Default)]
-pub(super) struct Chunked {
+pub(crate) struct Chunked {
     state: ChunkState,
     size: u64,
     digits: bool,
@@ -26,7 +26,7 @@ enum ChunkState {
 
 impl Chunked {
     /// Takes the next bytes of the body; `Ok(Some(n))`: the body ended after `n` of them.
-    pub(super) fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ()> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ()> {
         use ChunkState::*;
         let mut i = 0;
         while i < data.len() {

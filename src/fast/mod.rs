@@ -15,7 +15,7 @@
 //! `chunked` (chunked-body framing), `io` (timer and writes). Does not own: any
 //! decision (see `request`), the HTTP/1 head format (see `reply::h1`).
 
-mod chunked;
+pub(crate) mod chunked;
 mod exchange;
 mod head;
 mod io;

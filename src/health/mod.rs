@@ -229,6 +229,7 @@ async fn check_loop(
     let jitter = interval.mul_f64(random_fraction());
     let mut next = tokio::time::Instant::now() + jitter;
     let mut counter = Counter::new(start);
+    let mut probe = probe;
     let metrics = crate::metrics::get();
     loop {
         tokio::time::sleep_until(next).await;
