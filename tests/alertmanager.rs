@@ -122,13 +122,6 @@ fn all_incidents(o: &Offramp) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// The sum of a counter's samples (all label sets) on the admin listener's `/metrics`.
-fn metric(o: &Offramp, name: &str) -> f64 {
-    let r = Conn::open(o.admin.expect("admin listener")).get("localhost", "/metrics");
-    assert_eq!(r.status, 200);
-    prom_sum(&r.text(), name, "")
-}
-
 /// `offramp_alerts_total{result="unknown_component"}`.
 fn unknown_alerts(o: &Offramp) -> f64 {
     let r = Conn::open(o.admin.expect("admin listener")).get("localhost", "/metrics");
