@@ -130,15 +130,15 @@ fn start(config_file: &Path) -> Daemon {
     }
 }
 
-/// (user + system CPU seconds, RSS in KiB) of `pid`.
-fn usage(pid: u32) -> (f64, u64) {
+/// ((user, system) CPU seconds, RSS in KiB) of `pid`.
+fn usage(pid: u32) -> ((f64, f64), u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name.
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let hz = 100.0; // sysconf(_SC_CLK_TCK) on Linux
-    let cpu = (ticks(11) + ticks(12)) / hz;
+    let cpu = (ticks(11) / hz, ticks(12) / hz);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
         .lines()
@@ -187,9 +187,12 @@ fn cost(secs: u64) {
             .map(|u| u.served.load(Ordering::Relaxed))
             .sum::<usize>()
             - before_served;
+        let (user, sys) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
         println!(
-            "health_checks = {checks:5}: CPU {:.2} % of one core over {wall:.0} s, RSS {} KiB -> {} KiB ({:+} KiB), {:.0} checks/s answered",
-            (cpu1 - cpu0) / wall * 100.0,
+            "health_checks = {checks:5}: CPU {:.2} % of one core ({:.2} % user, {:.2} % system) over {wall:.0} s, RSS {} KiB -> {} KiB ({:+} KiB), {:.0} checks/s answered",
+            (user + sys) / wall * 100.0,
+            user / wall * 100.0,
+            sys / wall * 100.0,
             rss0,
             rss1,
             rss1 as i64 - rss0 as i64,

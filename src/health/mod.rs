@@ -231,6 +231,7 @@ async fn check_loop(
     let mut counter = Counter::new(start);
     let mut probe = probe;
     let metrics = crate::metrics::get();
+    let histogram = metrics.map(|m| m.health.check_histogram(&t.site));
     loop {
         tokio::time::sleep_until(next).await;
         next += interval;
@@ -240,8 +241,8 @@ async fn check_loop(
             };
             let began = Instant::now();
             let result = probe.check().await;
-            if let Some(m) = metrics {
-                m.health.observe_check(&t.site, began.elapsed());
+            if let Some(h) = &histogram {
+                h.observe(began.elapsed().as_secs_f64());
             }
             result
         };
