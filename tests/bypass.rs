@@ -158,10 +158,10 @@ fn prefixes_with_a_sign_or_leading_zeros_are_errors() {
     let out = cli(&["check", "-c", path.to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{out:?}");
     for (line, entry) in [
-        (17, "10.0.0.0/+8"),
-        (18, "10.0.0.0/08"),
-        (19, "fd00::/+8"),
-        (20, "10.0.0.0/ 8"),
+        (18, "10.0.0.0/+8"),
+        (19, "10.0.0.0/08"),
+        (20, "fd00::/+8"),
+        (21, "10.0.0.0/ 8"),
     ] {
         assert!(
             out.stderr

@@ -317,6 +317,7 @@ fn status_table_json_and_site_filter() {
         [
             "by",
             "config_state",
+            "health",
             "name",
             "reason",
             "since",
@@ -326,6 +327,8 @@ fn status_table_json_and_site_filter() {
         ],
         "{b}"
     );
+    // The tests' daemons run without health checks.
+    assert_eq!(b["health"], "off");
     assert_eq!(b["state"], "online");
     assert_eq!(b["source"], "config");
     assert_eq!(b["config_state"], "online");
