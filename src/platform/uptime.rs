@@ -48,8 +48,9 @@ pub struct ShownDay {
     pub up_ms: u64,
     pub down_ms: u64,
     pub uptime: Option<f64>,
-    /// Incidents naming the component that were open at some time that day.
-    pub incidents: Vec<String>,
+    /// Incidents naming the component that were open at some time that day: their
+    /// positions in the `incidents` given to [`shown_days`].
+    pub incidents: Vec<usize>,
 }
 
 /// The `DAYS_SHOWN` days up to `now`'s day, oldest first, from `days` (any order, any
@@ -81,16 +82,17 @@ pub fn shown_days(
             out[i].down_ms = out[i].down_ms.saturating_add(d.down_ms);
         }
     }
-    for inc in incidents
+    for (n, inc) in incidents
         .iter()
-        .filter(|i| i.components.iter().any(|a| a.name == component))
+        .enumerate()
+        .filter(|(_, i)| i.components.iter().any(|a| a.name == component))
     {
         let from = inc.created_at.date().max(first);
         let to = inc.resolved_at.unwrap_or(now).date().min(today);
         let mut d = from;
         while d <= to {
             if let Some(i) = index(d) {
-                out[i].incidents.push(inc.id.clone());
+                out[i].incidents.push(n);
             }
             match d.next_day() {
                 Some(n) => d = n,

@@ -370,7 +370,7 @@ pub fn uptime(view: &View, site: &str) -> Value {
             "uptime": d.uptime,
             "up_seconds": d.up_ms / 1000,
             "down_seconds": d.down_ms / 1000,
-            "incidents": d.incidents,
+            "incidents": d.incidents.iter().filter_map(|i| p.incidents.get(*i).map(|x| &x.id)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
