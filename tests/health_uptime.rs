@@ -265,3 +265,72 @@ fn without_checks_no_request_reaches_the_upstream_and_uptime_has_no_data() {
     assert_eq!(quiet.requests(), (0, 0));
     assert_eq!(site_status(&o, "web")["health"], "off");
 }
+
+/// chattr +i (root writes through any mode) or read-only modes: true when the
+/// database now refuses writes.
+fn lock_database(o: &Offramp) -> bool {
+    let files = ["offramp.db", "offramp.db-wal"].map(|f| o.dir.path().join(f));
+    if unsafe { libc::geteuid() } == 0 {
+        files.iter().all(|p| {
+            std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(p)
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        for p in &files {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o444));
+        }
+        let _ = std::fs::set_permissions(o.dir.path(), std::fs::Permissions::from_mode(0o555));
+        true
+    }
+}
+
+fn unlock_database(o: &Offramp) {
+    for f in ["offramp.db", "offramp.db-wal"] {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(o.dir.path().join(f))
+            .status();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(o.dir.path(), std::fs::Permissions::from_mode(0o755));
+}
+
+#[test]
+fn time_the_database_could_not_record_is_no_data_not_downtime() {
+    let u = Upstream::start();
+    let o = daemon(&site("web", &u, HEALTH));
+    wait_health(&o, "web", "up");
+    if !lock_database(&o) {
+        eprintln!("NOTE: cannot make the database unwritable here (chattr); skipping");
+        return;
+    }
+    // Checks and the proxy go on while the database refuses writes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let served = o.get("web.test", "/");
+    assert_eq!(served.status, 200, "still proxying");
+    let checks_before = u.checks.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        u.checks.load(Ordering::SeqCst) > checks_before,
+        "still checking"
+    );
+    // The shutdown flush fails: logged, and the time is not written.
+    let mut o = o;
+    o.stop();
+    let log = o.log_text();
+    unlock_database(&o);
+    assert!(log.contains("uptime not recorded"), "{log}");
+    let dir = std::mem::replace(&mut o.dir, tempfile::tempdir().expect("tempdir"));
+    drop(o);
+    let o = Offramp::start_in(dir, &[]);
+    let today = &uptime(&o, "web")["days"][89];
+    assert_eq!(secs(today, "down_seconds"), 0, "never downtime: {today}");
+    assert!(
+        secs(today, "up_seconds") <= 1,
+        "the unrecorded time is not there: {today}"
+    );
+}
