@@ -255,6 +255,135 @@ pub(super) fn parse_alerts(ctx: &mut Ctx<'_>, t: &DeTable<'_>) -> Alerts {
 #[cfg(test)]
 mod tests {
     use super::parse_expect;
+    use crate::config::{Config, Health};
+    use crate::platform::ComponentStatus;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn parse(site: &str, rest: &str) -> Result<Config, Vec<(usize, String, String)>> {
+        let text = format!(
+            "[server]\nhttp = \"127.0.0.1:8080\"\n[maintenance]\nstatus_page = \"https://s.example\"\n\
+             [[site]]\nname = \"cloud\"\nhosts = [\"cloud.example\"]\nupstream = \"http://127.0.0.1:9\"\n{site}\n{rest}"
+        );
+        Config::parse(&text, Path::new("/etc/offramp/offramp.toml")).map_err(|e| {
+            e.0.into_iter()
+                .map(|e| (e.line, e.key, e.message))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn health_defaults_forms_and_errors() {
+        let c = parse("", "").unwrap();
+        assert_eq!(c.sites[0].health, Some(Health::default()));
+        assert!(!c.sites[0].auto_offline);
+        assert_eq!(c.alerts.label, "offramp_component");
+        assert_eq!(
+            c.alerts.status_of(Some("critical")),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(
+            c.alerts.status_of(Some("info")),
+            ComponentStatus::PartialOutage
+        );
+        assert_eq!(c.alerts.status_of(None), ComponentStatus::PartialOutage);
+        assert_eq!(parse("health = false", "").unwrap().sites[0].health, None);
+        let h = parse(
+            "health = { path = \"/up?x=1\", interval = \"100ms\", timeout = \"100ms\", expect = \"200\", fall = 1, rise = 5 }\nauto_offline = true",
+            "",
+        )
+        .unwrap();
+        let s = &h.sites[0];
+        assert!(s.auto_offline);
+        let hh = s.health.as_ref().unwrap();
+        assert_eq!(
+            (hh.path.as_str(), hh.interval, hh.timeout, hh.fall, hh.rise),
+            (
+                "/up?x=1",
+                Duration::from_millis(100),
+                Duration::from_millis(100),
+                1,
+                5
+            )
+        );
+        assert!(hh.accepts(200) && !hh.accepts(204));
+        for (site, key, words) in [
+            (
+                "health = { interval = \"50ms\" }",
+                "site[1].health.interval",
+                "at least 100ms",
+            ),
+            (
+                "health = { interval = \"1s\", timeout = \"2s\" }",
+                "site[1].health",
+                "longer than interval",
+            ),
+            (
+                "health = { expect = \"2xx\" }",
+                "site[1].health.expect",
+                "status codes",
+            ),
+            (
+                "health = { path = \"up\" }",
+                "site[1].health.path",
+                "is not a path",
+            ),
+            (
+                "health = { fall = 0 }",
+                "site[1].health.fall",
+                "between 1 and 100",
+            ),
+            (
+                "health = { every = \"1s\" }",
+                "site[1].health.every",
+                "unknown key",
+            ),
+            (
+                "health = \"yes\"",
+                "site[1].health",
+                "expected false or a table",
+            ),
+            ("auto_offline = 1", "site[1].auto_offline", ""),
+        ] {
+            let errs = parse(site, "").expect_err(site);
+            assert!(
+                errs.iter()
+                    .any(|(line, k, m)| *line == 9 && k == key && m.contains(words)),
+                "{site}: {errs:?}"
+            );
+        }
+        for (alerts, key, words) in [
+            ("[alerts]\nlabel = \"1bad\"", "alerts.label", "label name"),
+            (
+                "[alerts]\nseverity = { critical = \"down\" }",
+                "alerts.severity.critical",
+                "unknown component status",
+            ),
+            ("[alerts]\nsilence = true", "alerts.silence", "unknown key"),
+        ] {
+            let errs = parse("", alerts).expect_err(alerts);
+            assert!(
+                errs.iter().any(|(_, k, m)| k == key && m.contains(words)),
+                "{alerts}: {errs:?}"
+            );
+        }
+        let c = parse(
+            "",
+            "[alerts]\nlabel = \"component\"\nseverity = { page = \"major_outage\" }\nincidents = true",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.label, "component");
+        assert!(c.alerts.incidents);
+        assert_eq!(
+            c.alerts.status_of(Some("page")),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(
+            c.alerts.status_of(Some("critical")),
+            ComponentStatus::PartialOutage,
+            "the table replaces the default"
+        );
+    }
 
     #[test]
     fn expect_ranges() {
