@@ -57,16 +57,46 @@ impl HealthBook {
 
     /// Keeps only what `config` still checks.
     pub(super) fn retain(&mut self, config: &Config) {
+        let mut gone = Vec::new();
         self.upstreams.retain(|(site, url), _| {
-            config
+            let kept = config
                 .site(site)
-                .is_some_and(|s| s.health.is_some() && s.upstreams.iter().any(|u| u.url == *url))
+                .is_some_and(|s| s.health.is_some() && s.upstreams.iter().any(|u| u.url == *url));
+            if !kept {
+                gone.push((site.clone(), url.clone()));
+            }
+            kept
         });
         let book = self.clone();
         self.down_since
             .retain(|site, _| book.verdict(config, site) == Verdict::Down);
+        // An edit can leave a site with only upstreams already down.
+        for s in &config.sites {
+            if book.verdict(config, &s.name) == Verdict::Down {
+                self.down_since
+                    .entry(s.name.clone())
+                    .or_insert_with(super::now);
+            }
+        }
         if let Some(m) = crate::metrics::get() {
-            for s in &config.sites {
+            for (site, url) in &gone {
+                m.health.forget_upstream(site, url);
+            }
+            for s in config.sites.iter().filter(|s| s.health.is_none()) {
+                m.health.set_site(&s.name, None);
+                for u in &s.upstreams {
+                    m.health.forget_upstream(&s.name, &u.url);
+                }
+            }
+            for s in config.sites.iter().filter(|s| s.health.is_some()) {
+                m.health.set_site(
+                    &s.name,
+                    match book.verdict(config, &s.name) {
+                        Verdict::Unknown => None,
+                        Verdict::Down => Some(false),
+                        Verdict::Up | Verdict::Partial => Some(true),
+                    },
+                );
                 for u in &s.upstreams {
                     m.health.set_upstream(
                         &s.name,

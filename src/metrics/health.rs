@@ -117,6 +117,17 @@ impl HealthMetrics {
         self.alerts.with_label_values(&[result]).inc();
     }
 
+    /// Forgets the series of an upstream no longer checked (gone from the config, or
+    /// its site's checks turned off).
+    pub fn forget_upstream(&self, site: &str, upstream: &str) {
+        let _ = self.upstream_up.remove_label_values(&[site, upstream]);
+        for reason in ["connect", "timeout", "tls", "protocol", "reset", "status"] {
+            let _ = self
+                .check_failures
+                .remove_label_values(&[site, upstream, reason]);
+        }
+    }
+
     /// Forgets the series of a site that left the config.
     pub fn forget_site(&self, site: &str) {
         let _ = self.site_up.remove_label_values(&[site]);
