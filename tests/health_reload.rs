@@ -69,3 +69,35 @@ fn a_reload_drops_what_is_no_longer_checked() {
         "{m}"
     );
 }
+
+#[test]
+fn an_outage_is_shown_as_an_outage_not_as_maintenance() {
+    let dead = dead_port();
+    let o = Offramp::start(&format!(
+        "{}[maintenance]\nstatus_page = \"builtin\"\n\n[status]\nhosts = [\"status.test\"]\n\n\
+         [[site]]\nname = \"web\"\nhosts = [\"web.test\"]\nupstream = \"http://{dead}\"\n\
+         health = {{ interval = \"100ms\", timeout = \"100ms\", fall = 1, rise = 1 }}\nauto_offline = true\n",
+        server_section_checked("admin = \"127.0.0.1:0\"")
+    ));
+    wait_for(Duration::from_secs(5), "offline by health", || {
+        let s = o.cli(&["status", "--json"]).ok().json();
+        (s["sites"][0]["source"] == "health").then_some(())
+    });
+    let active = o
+        .get("status.test", "/api/v2/scheduled-maintenances/active.json")
+        .json();
+    assert_eq!(
+        active["scheduled_maintenances"].as_array().map(Vec::len),
+        Some(0),
+        "no maintenance made up for an outage: {active}"
+    );
+    let site = o.get("status.test", "/api/sites/web.json").json();
+    assert_eq!(site["status"], "major_outage", "{site}");
+    assert_eq!(site["state"], "offline", "{site}");
+    let page = o.get("status.test", "/maintenance/web").text();
+    assert!(page.contains("web is down<"), "{page}");
+    assert!(!page.contains("for maintenance"), "{page}");
+    let missing = o.get("status.test", "/api/sites/nope/uptime.json");
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["error"].is_string());
+}

@@ -118,9 +118,12 @@ pub fn handle(daemon: &Daemon, api: Option<&Api>, req: &Request) -> Response {
             | Command::MaintenanceList { .. }
             | Command::MaintenanceShow { .. }
     );
+    // Alertmanager repeats firing alerts: only a notification that changed something
+    // is logged as a change.
+    let alerts = matches!(cmd, Command::Alerts { .. });
     match daemon.run(cmd, &by) {
         Ok(v) => {
-            if is_change {
+            if is_change && !(alerts && v["applied"] == 0) {
                 tracing::info!(target: "offramp::api", method = req.method, path = req.path, by = %by.0, "write API change");
             }
             Response {

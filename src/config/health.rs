@@ -62,7 +62,7 @@ pub(super) fn parse_health(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Optio
             ctx.err(
                 &v.span(),
                 key,
-                "expected false or a table such as { path = \"/\", interval = \"30s\" }",
+                "expected true, false or a table such as { path = \"/\", interval = \"30s\" }",
             );
             return Some(Health::default());
         }
@@ -341,7 +341,7 @@ mod tests {
             (
                 "health = \"yes\"",
                 "site[1].health",
-                "expected false or a table",
+                "expected true, false or a table",
             ),
             ("auto_offline = 1", "site[1].auto_offline", ""),
         ] {

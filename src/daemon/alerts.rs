@@ -90,10 +90,20 @@ impl Daemon {
         t: time::OffsetDateTime,
         opened: &mut Vec<Value>,
     ) -> Result<Done, CmdError> {
+        // A resolution ends the alert it names by fingerprint, whatever the config says
+        // of its component now (else an alert stored before an edit would fire for ever).
+        let known = inner.platform.alerts.contains_key(&a.fingerprint);
         let Some(component) = a.labels.get(&rules.label).cloned() else {
-            count("no_component");
-            return Ok(Done::Ignored);
+            if !known {
+                warn!(target: "offramp::alerts", alertname = a.labels.get("alertname").map_or("", String::as_str), label = %rules.label, "alert without the component label ignored");
+                count("no_component");
+                return Ok(Done::Ignored);
+            }
+            return self.resolve_alert(inner, &a, by, t);
         };
+        if !a.firing && known {
+            return self.resolve_alert(inner, &a, by, t);
+        }
         if !is_component(&inner.config, &component) {
             warn!(target: "offramp::alerts", component = %component, alertname = a.labels.get("alertname").map_or("", String::as_str), "alert for an unknown component ignored");
             count("unknown_component");
@@ -165,42 +175,53 @@ impl Daemon {
             count("applied");
             Ok(Done::Applied)
         } else {
-            let Some(e) = existing else {
-                return Ok(Done::Unchanged);
-            };
-            let open = e.incident.as_ref().filter(|id| {
-                inner
-                    .platform
-                    .incidents
-                    .iter()
-                    .any(|i| i.id == **id && i.is_open())
-            });
-            let resolved = match open {
-                Some(id) => Some(super::incidents::apply(
-                    &*inner,
-                    Command::IncidentResolve {
-                        id: id.clone(),
-                        message: Some("The alert is no longer firing.".into()),
-                    },
-                    by,
-                    t,
-                )?),
-                None => None,
-            };
-            store(inner)?
-                .save_alert(&a.fingerprint, None, resolved.as_ref())
-                .map_err(unavailable)?;
-            info!(target: "offramp::alerts", component = %e.component, summary = %e.summary, "alert resolved");
-            inner.platform.alerts.remove(&a.fingerprint);
-            if let Some(i) = resolved {
-                let list = std::sync::Arc::make_mut(&mut inner.platform.incidents);
-                if let Some(slot) = list.iter_mut().find(|x| x.id == i.id) {
-                    *slot = i;
-                }
-            }
-            count("resolved");
-            Ok(Done::Applied)
+            self.resolve_alert(inner, &a, by, t)
         }
+    }
+
+    /// Ends a stored alert (and resolves the incident it opened).
+    fn resolve_alert(
+        &self,
+        inner: &mut super::Inner,
+        a: &AlertArg,
+        by: &By,
+        t: time::OffsetDateTime,
+    ) -> Result<Done, CmdError> {
+        let Some(e) = inner.platform.alerts.get(&a.fingerprint).cloned() else {
+            return Ok(Done::Unchanged);
+        };
+        let open = e.incident.as_ref().filter(|id| {
+            inner
+                .platform
+                .incidents
+                .iter()
+                .any(|i| i.id == **id && i.is_open())
+        });
+        let resolved = match open {
+            Some(id) => Some(super::incidents::apply(
+                &*inner,
+                Command::IncidentResolve {
+                    id: id.clone(),
+                    message: Some("The alert is no longer firing.".into()),
+                },
+                by,
+                t,
+            )?),
+            None => None,
+        };
+        store(inner)?
+            .save_alert(&a.fingerprint, None, resolved.as_ref())
+            .map_err(unavailable)?;
+        info!(target: "offramp::alerts", component = %e.component, summary = %e.summary, "alert resolved");
+        inner.platform.alerts.remove(&a.fingerprint);
+        if let Some(i) = resolved {
+            let list = std::sync::Arc::make_mut(&mut inner.platform.incidents);
+            if let Some(slot) = list.iter_mut().find(|x| x.id == i.id) {
+                *slot = i;
+            }
+        }
+        count("resolved");
+        Ok(Done::Applied)
     }
 }
 

@@ -254,7 +254,13 @@ impl Daemon {
                     at: t,
                     site: s.name.clone(),
                     state: d.state,
-                    cause,
+                    // A reset or an edit that hands an outage back to health: the site
+                    // goes down because of its checks.
+                    cause: if d.source == crate::state::Source::Health {
+                        Cause::Health
+                    } else {
+                        cause
+                    },
                     reason: d.reason,
                     until: d.until,
                     by: d.by,

@@ -123,7 +123,14 @@ impl Daemon {
                 }
             }
         }
-        data.record(self.transitions(&inner, &new, &data, &inner.windows, t, Cause::Config));
+        // What the checks know applies to the new config (an upstream removed, checks
+        // or auto_offline turned off) before the changes it makes are worked out.
+        inner.health.retain(&new);
+        let events = self.transitions(&inner, &new, &data, &inner.windows, t, Cause::Config);
+        for e in &events {
+            info!(target: "offramp::reload", site = %e.site, state = e.state.as_str(), cause = ?e.cause, "site is {} after the reload", e.state.as_str());
+        }
+        data.record(events);
         if data != inner.state {
             if let Err(e) = state::save(&inner.state_path, &data) {
                 // The config still applies; the overrides it dropped are dropped in memory
@@ -147,7 +154,6 @@ impl Daemon {
             needs_restart: report.needs_restart.clone(),
         });
         let config = inner.config.clone();
-        inner.health.retain(&config);
         publish(&self.snapshot, &mut inner, t);
         self.wake_expiry.notify_one();
         self.applied.notify_one();

@@ -165,6 +165,18 @@ impl Daemon {
         let keep_from = t.date() - time::Duration::days(i64::from(keep_days) - 1);
         match store.add_uptime(&rows, keep_from) {
             Ok(()) => {
+                // What the database no longer keeps, the pages no longer show.
+                let old = inner
+                    .uptime
+                    .days
+                    .values()
+                    .any(|l| l.iter().any(|d| d.day < keep_from));
+                if old {
+                    for list in Arc::make_mut(&mut inner.uptime.days).values_mut() {
+                        list.retain(|d| d.day >= keep_from);
+                    }
+                    publish(&self.snapshot, &mut inner, t);
+                }
                 if inner.uptime.failing {
                     tracing::info!(target: "offramp::health", "uptime is written to the database again");
                 }

@@ -27,7 +27,8 @@ pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
             until: d.until.map(SystemTime::from),
             down: inner.health.down_mask(s),
         });
-        sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason));
+        let outage = d.source == crate::state::Source::Health;
+        sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason).in_outage(outage));
     }
     let status = inner.config.status.as_ref();
     let platform = Arc::new(platform_view(inner, &planned, t));

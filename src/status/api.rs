@@ -255,7 +255,7 @@ fn maintenances(view: &View, origin: &str) -> Vec<Value> {
     view.sites
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.state == SiteState::Offline && !by_window(&s.name))
+        .filter(|(_, s)| s.state == SiteState::Offline && !s.outage && !by_window(&s.name))
         .map(|(_, s)| {
             let id = format!("{}-{}", s.name, s.since.map_or(0, |t| t.unix_timestamp()));
             let body = s
@@ -343,12 +343,19 @@ pub fn components(view: &View, origin: &str) -> Value {
     json!({"page": page(view, origin), "components": components_of(view)})
 }
 
-/// `/api/sites/<site>.json`: what the maintenance page polls.
-pub fn site(s: &SiteView) -> Value {
+/// `/api/sites/<site>.json`: what the maintenance page polls. `status` is the site's
+/// component status (health, incidents and alerts included), as `components.json`.
+pub fn site(view: &View, s: &SiteView) -> Value {
+    let status = view
+        .platform
+        .components
+        .iter()
+        .find(|c| c.site && c.name == s.name)
+        .map_or(s.status.api(), |c| c.status.api());
     json!({
         "name": s.name,
         "state": s.state.as_str(),
-        "status": s.status.api(),
+        "status": status,
         "since": ts(s.since),
         "until": ts(s.until),
         "reason": s.reason,

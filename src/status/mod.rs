@@ -87,9 +87,21 @@ pub struct SiteView {
     /// Expected end of the maintenance, when known.
     pub until: Option<OffsetDateTime>,
     pub reason: Option<String>,
+    /// Offline because every upstream fails its health checks (`auto_offline`): an
+    /// outage, not maintenance.
+    pub outage: bool,
 }
 
 impl SiteView {
+    /// The same site, offline by its health checks: shown as down, not as maintenance.
+    pub fn in_outage(mut self, outage: bool) -> SiteView {
+        if outage {
+            self.outage = true;
+            self.status = ComponentStatus::MajorOutage;
+        }
+        self
+    }
+
     /// A site's view from its effective state.
     pub fn new(
         name: &str,
@@ -105,6 +117,7 @@ impl SiteView {
             since,
             until,
             reason,
+            outage: false,
         }
     }
 }
@@ -262,13 +275,16 @@ pub fn handle(
                 if site_index(view, name).is_some() {
                     return json(&api::uptime(view, name));
                 }
+                let err = serde_json::json!({ "error": format!("unknown site {name:?}") });
+                return Reply::typed(404, reply::JSON, Bytes::from(err.to_string()))
+                    .with_fixed(SHARED_HEADERS);
             }
             if let Some(name) = path
                 .strip_prefix("/api/sites/")
                 .and_then(|n| n.strip_suffix(".json"))
             {
                 if let Some(i) = site_index(view, name) {
-                    return json(&api::site(&view.sites[i]));
+                    return json(&api::site(view, &view.sites[i]));
                 }
             }
             if let Some(page) = path

@@ -159,11 +159,12 @@ data-return=\"{back_attr}\" data-poll=\"/api/sites/{name}.json\">",
             None => b.push_str("<p>The site is available again.</p>"),
         }
     } else {
-        let _ = write!(
-            b,
-            "<p>{}</p><h1>{name} is down for maintenance</h1>",
-            status_span(s.status)
-        );
+        let what = if s.outage {
+            "is down"
+        } else {
+            "is down for maintenance"
+        };
+        let _ = write!(b, "<p>{}</p><h1>{name} {what}</h1>", status_span(s.status));
         if let Some(r) = &s.reason {
             let _ = write!(b, "<p class=\"reason\">{}</p>", esc(r));
         }
@@ -192,7 +193,9 @@ as soon as {name} is online again.</p>",
     }
     b.push_str("</div><p><a href=\"/\">Status of all sites</a></p>");
     let refresh = (s.state == SiteState::Offline).then_some(REFRESH_MAINTENANCE);
-    let title = if s.state == SiteState::Offline {
+    let title = if s.outage {
+        format!("{} — down", s.name)
+    } else if s.state == SiteState::Offline {
         format!("{} — maintenance", s.name)
     } else {
         format!("{} — online", s.name)
