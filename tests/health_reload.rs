@@ -76,13 +76,23 @@ fn an_outage_is_shown_as_an_outage_not_as_maintenance() {
     let o = Offramp::start(&format!(
         "{}[maintenance]\nstatus_page = \"builtin\"\n\n[status]\nhosts = [\"status.test\"]\n\n\
          [[site]]\nname = \"web\"\nhosts = [\"web.test\"]\nupstream = \"http://{dead}\"\n\
+         health = {{ interval = \"100ms\", timeout = \"100ms\", fall = 1, rise = 1 }}\nauto_offline = true\n\n\
+         [[site]]\nname = \"api\"\nhosts = [\"api.test\"]\nupstream = \"http://{dead}\"\ncode = 503\n\
          health = {{ interval = \"100ms\", timeout = \"100ms\", fall = 1, rise = 1 }}\nauto_offline = true\n",
         server_section_checked("admin = \"127.0.0.1:0\"")
     ));
     wait_for(Duration::from_secs(5), "offline by health", || {
         let s = o.cli(&["status", "--json"]).ok().json();
-        (s["sites"][0]["source"] == "health").then_some(())
+        (s["sites"][0]["source"] == "health" && s["sites"][1]["source"] == "health").then_some(())
     });
+    // A site served in place (code = 503) says it is down, not in maintenance.
+    let r = o.get("api.test", "/");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text().contains("is down.") && !r.text().contains("for maintenance"),
+        "{}",
+        r.text()
+    );
     let active = o
         .get("status.test", "/api/v2/scheduled-maintenances/active.json")
         .json();

@@ -2,8 +2,8 @@
 //! its UTC days as it passes, kept in memory for the pages and written to the database
 //! every `FLUSH_EVERY` and at shutdown.
 //!
-//! Every publish first accounts for the time since the previous one with the class the
-//! site had then (the class only changes when something is published: a health verdict,
+//! Every publish (and one every `REFRESH_EVERY` at the least) first accounts for the
+//! time since the previous one with the class the site had then (the class only changes when something is published: a health verdict,
 //! a flip, a window edge, a reload). Under maintenance (offline by a flip, the config
 //! or a window) and before a site's first check the time counts as neither. When the
 //! database cannot take a flush, that time is dropped, so the gap reads "no data" and
@@ -24,6 +24,8 @@ use crate::state::Source;
 
 /// How often accrued time is written to the database.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(60);
+/// How often the pages' uptime moves on between changes (today's bar during an outage).
+pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
 /// What a stretch of time counts as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,16 +200,32 @@ impl Daemon {
         }
     }
 
-    /// Flushes uptime every `FLUSH_EVERY`, for ever.
+    /// Accounts and publishes every `REFRESH_EVERY`, and flushes every `FLUSH_EVERY`,
+    /// for ever.
     pub async fn run_uptime(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let per_flush = (FLUSH_EVERY.as_secs() / REFRESH_EVERY.as_secs()).max(1);
+        let mut n = 0u64;
         loop {
             tick.tick().await;
+            n += 1;
             let d = self.clone();
-            // The database write may take a moment: off the control runtime's thread.
-            let _ = tokio::task::spawn_blocking(move || d.flush_uptime()).await;
+            if n % per_flush == 0 {
+                // The database write may take a moment: off the control runtime's thread.
+                let _ = tokio::task::spawn_blocking(move || d.flush_uptime()).await;
+            } else {
+                d.refresh_uptime();
+            }
         }
+    }
+
+    /// Accounts for the time until now and publishes, without writing (so today's bar
+    /// follows an outage in progress).
+    fn refresh_uptime(&self) {
+        let mut inner = self.lock();
+        let t = now();
+        publish(&self.snapshot, &mut inner, t);
     }
 }

@@ -59,17 +59,21 @@ pub fn redirect_page_len(location: &str) -> usize {
 /// The 503 maintenance page served in place (`code = 503`, or `status_page = "builtin"`
 /// without a status host). It reloads itself (meta refresh) and, with JavaScript,
 /// checks every few seconds whether the site answers again, so the visitor is back on
-/// the page they asked for as soon as it is online.
+/// the page they asked for as soon as it is online. `outage`: the site is offline
+/// because its health checks fail (`auto_offline`), not for maintenance.
 pub fn maintenance_page(
     site: &str,
     status_link: Option<&str>,
     until: Option<SystemTime>,
     reason: Option<&str>,
+    outage: bool,
 ) -> String {
-    let mut body = format!(
-        "<p><strong>{}</strong> is down for maintenance.</p>",
-        html_escape(site)
-    );
+    let what = if outage {
+        "is down"
+    } else {
+        "is down for maintenance"
+    };
+    let mut body = format!("<p><strong>{}</strong> {what}.</p>", html_escape(site));
     if let Some(r) = reason {
         let _ = write!(body, "<p>{}</p>", html_escape(r));
     }
@@ -86,7 +90,11 @@ pub fn maintenance_page(
     body.push_str("<p>This page reloads by itself when the site is back.</p>");
     body.push_str(IN_PLACE_SCRIPT);
     page_with_head(
-        "Down for maintenance",
+        if outage {
+            "Down"
+        } else {
+            "Down for maintenance"
+        },
         "<meta http-equiv=\"refresh\" content=\"30\">",
         &body,
     )

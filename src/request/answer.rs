@@ -25,8 +25,10 @@ pub fn answer(snap: &Snapshot, f: &Facts, decision: Decision) -> Option<Reply> {
             let i = site as usize;
             let name = snap.table.sites.get(i).map_or("-", |s| &s.name);
             let until = snap.states.get(i).and_then(|s| s.until);
-            let reason = snap.view.sites.get(i).and_then(|v| v.reason.as_deref());
-            let body = pages::maintenance_page(name, link.as_deref(), until, reason);
+            let view = snap.view.sites.get(i);
+            let reason = view.and_then(|v| v.reason.as_deref());
+            let outage = view.is_some_and(|v| v.outage);
+            let body = pages::maintenance_page(name, link.as_deref(), until, reason, outage);
             let mut r = Reply::page(503, body);
             r.retry_after = until.map(pages::retry_after_secs);
             r
