@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -215,4 +216,45 @@ fn blank_messages_and_titles_are_refused_everywhere() {
         Some(2),
         "{shown}"
     );
+}
+
+#[test]
+fn every_incident_and_maintenance_change_is_logged() {
+    let origin = TestOrigin::start("o");
+    let o = Offramp::start(&config(&origin.url()));
+    let id = o
+        .cli(&[
+            "incident",
+            "open",
+            "Mail down",
+            "--impact",
+            "minor",
+            "--message",
+            "looking",
+        ])
+        .ok()
+        .stdout;
+    let id = id.trim().to_string();
+    let line = o.wait_log(Duration::from_secs(5), "incident saved", |l| {
+        l.contains("incident saved") && l.contains(&id)
+    });
+    assert!(
+        line.contains("investigating") && line.contains("by=uid"),
+        "{line}"
+    );
+    o.cli(&[
+        "maintenance",
+        "schedule",
+        "Disk",
+        "--site",
+        "cloud",
+        "--start",
+        "+1h",
+        "--end",
+        "+2h",
+    ])
+    .ok();
+    o.wait_log(Duration::from_secs(5), "maintenance saved", |l| {
+        l.contains("maintenance saved") && l.contains("scheduled")
+    });
 }

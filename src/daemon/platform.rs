@@ -183,6 +183,7 @@ impl Daemon {
                     .save_incident(&incident)
                     .map_err(unavailable)?;
                 let out = incident_json(&incident);
+                tracing::info!(target: "offramp::platform", id = %incident.id, status = incident.status.api(), impact = incident.impact.api(), by = %by.0, name = %incident.name, "incident saved");
                 let list = Arc::make_mut(&mut inner.platform.incidents);
                 match list.iter_mut().find(|i| i.id == incident.id) {
                     Some(slot) => *slot = incident,
@@ -195,6 +196,7 @@ impl Daemon {
                 let m = super::windows::apply(&inner, cmd, by, t)?;
                 store(&inner)?.save_maintenance(&m).map_err(unavailable)?;
                 let out = maintenance_json(&m, t);
+                tracing::info!(target: "offramp::platform", id = %m.id, status = m.status_at(t).api(), by = %by.0, name = %m.name, "maintenance saved");
                 let list = Arc::make_mut(&mut inner.platform.maintenances);
                 match list.iter_mut().find(|x| x.id == m.id) {
                     Some(slot) => *slot = m,
