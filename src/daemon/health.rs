@@ -89,14 +89,8 @@ impl HealthBook {
                 }
             }
             for s in config.sites.iter().filter(|s| s.health.is_some()) {
-                m.health.set_site(
-                    &s.name,
-                    match book.verdict(config, &s.name) {
-                        Verdict::Unknown => None,
-                        Verdict::Down => Some(false),
-                        Verdict::Up | Verdict::Partial => Some(true),
-                    },
-                );
+                m.health
+                    .set_site(&s.name, book.verdict(config, &s.name).serving());
                 for u in &s.upstreams {
                     m.health.set_upstream(
                         &s.name,
@@ -119,12 +113,14 @@ impl Daemon {
     pub fn health_report(&self, r: Report) {
         let mut inner = self.lock();
         let t = now();
-        let Some(site) = inner.config.site(&r.site).cloned() else {
+        let Some(config_state) = inner
+            .config
+            .site(&r.site)
+            .filter(|s| s.upstreams.iter().any(|u| u.url == r.upstream))
+            .map(|s| s.state)
+        else {
             return;
         };
-        if !site.upstreams.iter().any(|u| u.url == r.upstream) {
-            return;
-        }
         let before = inner.health.verdict(&inner.config, &r.site);
         inner
             .health
@@ -145,14 +141,7 @@ impl Daemon {
         if let Some(m) = crate::metrics::get() {
             m.health
                 .set_upstream(&r.site, &r.upstream, Some(r.state == UpState::Up));
-            m.health.set_site(
-                &r.site,
-                match after {
-                    Verdict::Unknown => None,
-                    Verdict::Down => Some(false),
-                    Verdict::Up | Verdict::Partial => Some(true),
-                },
-            );
+            m.health.set_site(&r.site, after.serving());
         }
         if before == after {
             // The site's verdict stands, but the upstreams the proxy skips changed.
@@ -169,7 +158,7 @@ impl Daemon {
         let old = self.snapshot.load();
         let i = inner.config.sites.iter().position(|s| s.name == r.site);
         let was = i.and_then(|i| old.states.get(i)).map(|e| e.state);
-        let d = super::decide(&inner, &r.site, site.state, t);
+        let d = super::decide(&inner, &r.site, config_state, t);
         if was.is_some_and(|w| w != d.state) {
             info!(target: "offramp::control", site = %r.site, state = d.state.as_str(), source = d.source.as_str(), "site is {} by its health checks", if d.state == SiteState::Offline { "offline" } else { "back online" });
             let mut data = inner.state.clone();

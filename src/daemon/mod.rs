@@ -169,7 +169,11 @@ impl Daemon {
             tracing::error!("{e}; runtime flips will be refused until it can be written");
         }
         let mut inner = inner;
-        let snapshot = Arc::new(ArcSwap::from_pointee(view::build_snapshot(&inner, t)));
+        let snapshot = Arc::new(ArcSwap::from_pointee(view::build_snapshot(
+            &inner,
+            &decisions(&inner, t),
+            t,
+        )));
         publish(&snapshot, &mut inner, t);
         let (configs, _) = tokio::sync::watch::channel(inner.config.clone());
         (
@@ -306,9 +310,20 @@ fn decide(inner: &Inner, name: &str, config_state: SiteState, t: OffsetDateTime)
 }
 
 /// Makes a new snapshot current and brings the per-site state gauges up to date.
+/// Every site's decision at `t`, in config order.
+fn decisions(inner: &Inner, t: OffsetDateTime) -> Vec<Decision> {
+    inner
+        .config
+        .sites
+        .iter()
+        .map(|s| decide(inner, &s.name, s.state, t))
+        .collect()
+}
+
 fn publish(cell: &ArcSwap<Snapshot>, inner: &mut Inner, t: OffsetDateTime) {
-    uptime::accrue(inner, t);
-    let snap = view::build_snapshot(inner, t);
+    let decisions = decisions(inner, t);
+    uptime::accrue(inner, &decisions, t);
+    let snap = view::build_snapshot(inner, &decisions, t);
     if let Some(m) = crate::metrics::get() {
         for (site, st) in inner.config.sites.iter().zip(&snap.states) {
             m.set_site_offline(&site.name, st.state == SiteState::Offline);

@@ -16,11 +16,9 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 use tracing::warn;
 
-use super::{decide, now, publish, Daemon, Inner};
-use crate::config::SiteState;
-use crate::health::Verdict;
+use super::{now, publish, Daemon, Inner};
 use crate::platform::uptime::{split_days, UptimeDay, DAYS_SHOWN};
-use crate::state::Source;
+use crate::state::Decision;
 
 /// How often accrued time is written to the database.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(60);
@@ -64,19 +62,19 @@ pub(super) fn memory_from(t: OffsetDateTime) -> Date {
 
 /// Accounts for the time since each site's last mark, then marks every checked site
 /// with the class it has now.
-pub(super) fn accrue(inner: &mut Inner, t: OffsetDateTime) {
+/// `decisions`: each site's at `t`, in config order.
+pub(super) fn accrue(inner: &mut Inner, decisions: &[Decision], t: OffsetDateTime) {
     let mut classes = Vec::with_capacity(inner.config.sites.len());
-    for s in &inner.config.sites {
+    for (s, d) in inner.config.sites.iter().zip(decisions) {
         if s.health.is_none() {
             continue;
         }
-        let d = decide(inner, &s.name, s.state, t);
-        let maintenance = d.state == SiteState::Offline && d.source != Source::Health;
-        let class = match inner.health.verdict(&inner.config, &s.name) {
-            _ if maintenance => Class::Neither,
-            Verdict::Unknown => Class::Neither,
-            Verdict::Down => Class::Down,
-            Verdict::Up | Verdict::Partial => Class::Up,
+        let serving = inner.health.verdict(&inner.config, &s.name).serving();
+        let class = match serving {
+            _ if d.under_maintenance() => Class::Neither,
+            None => Class::Neither,
+            Some(false) => Class::Down,
+            Some(true) => Class::Up,
         };
         classes.push((s.name.clone(), class));
     }
@@ -110,22 +108,23 @@ pub(super) fn accrue(inner: &mut Inner, t: OffsetDateTime) {
 }
 
 /// Adds (or with `add = false` takes back) time on `day` of one site's list.
+/// The list is kept oldest first (as the database loads it).
 fn add_day(list: &mut Vec<UptimeDay>, day: Date, up: u64, down: u64, add: bool) {
-    let entry = match list.iter_mut().find(|d| d.day == day) {
-        Some(e) => e,
-        None => {
-            list.push(UptimeDay {
-                day,
-                up_ms: 0,
-                down_ms: 0,
-            });
-            list.sort_by_key(|d| d.day);
-            match list.iter_mut().find(|d| d.day == day) {
-                Some(e) => e,
-                None => return,
-            }
+    let i = match list.binary_search_by_key(&day, |d| d.day) {
+        Ok(i) => i,
+        Err(i) => {
+            list.insert(
+                i,
+                UptimeDay {
+                    day,
+                    up_ms: 0,
+                    down_ms: 0,
+                },
+            );
+            i
         }
     };
+    let entry = &mut list[i];
     if add {
         entry.up_ms = entry.up_ms.saturating_add(up);
         entry.down_ms = entry.down_ms.saturating_add(down);

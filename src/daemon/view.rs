@@ -8,27 +8,27 @@ use std::time::SystemTime;
 
 use time::OffsetDateTime;
 
-use super::{decide, Inner};
-use crate::config::SiteState;
+use super::Inner;
 use crate::platform::{ComponentStatus, ComponentView, Indicator, MaintenanceStatus, PlatformView};
 use crate::snapshot::{Effective, Snapshot};
+use crate::state::Decision;
 use crate::status::{SiteView, View};
 
-/// The snapshot of `inner` as of `t`.
-pub(super) fn build_snapshot(inner: &Inner, t: OffsetDateTime) -> Snapshot {
+/// The snapshot of `inner` as of `t`, from each site's decision (in config order).
+pub(super) fn build_snapshot(inner: &Inner, decisions: &[Decision], t: OffsetDateTime) -> Snapshot {
     let mut states = Vec::with_capacity(inner.config.sites.len());
     let mut sites = Vec::with_capacity(inner.config.sites.len());
     let mut planned = Vec::with_capacity(inner.config.sites.len());
-    for s in &inner.config.sites {
-        let d = decide(inner, &s.name, s.state, t);
-        planned.push(d.state == SiteState::Offline && d.source != crate::state::Source::Health);
+    for (s, d) in inner.config.sites.iter().zip(decisions) {
+        planned.push(d.under_maintenance());
         states.push(Effective {
             state: d.state,
             until: d.until.map(SystemTime::from),
             down: inner.health.down_mask(s),
         });
         let outage = d.source == crate::state::Source::Health;
-        sites.push(SiteView::new(&s.name, d.state, d.since, d.until, d.reason).in_outage(outage));
+        let view = SiteView::new(&s.name, d.state, d.since, d.until, d.reason.clone());
+        sites.push(view.in_outage(outage));
     }
     let status = inner.config.status.as_ref();
     let platform = Arc::new(platform_view(inner, &planned, t));

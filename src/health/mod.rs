@@ -74,6 +74,16 @@ impl Verdict {
         }
     }
 
+    /// Whether visitors can be served (at least one upstream up): what
+    /// `offramp_site_up` and uptime count; `None` before any check.
+    pub fn serving(self) -> Option<bool> {
+        match self {
+            Verdict::Unknown => None,
+            Verdict::Down => Some(false),
+            Verdict::Up | Verdict::Partial => Some(true),
+        }
+    }
+
     /// The component status it gives (`None`: it says nothing).
     pub fn status(self) -> Option<crate::platform::ComponentStatus> {
         use crate::platform::ComponentStatus as S;

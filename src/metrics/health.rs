@@ -1,8 +1,6 @@
 //! The health checks' and alerts' metrics: upstream and site up gauges, check
 //! durations, failures by reason, and Alertmanager alerts received and ignored.
 
-use std::time::Duration;
-
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Check duration buckets, in seconds: a LAN answer to a timeout.
@@ -98,11 +96,6 @@ impl HealthMetrics {
     /// per check).
     pub fn check_histogram(&self, site: &str) -> prometheus::Histogram {
         self.check_duration.with_label_values(&[site])
-    }
-
-    /// Counts one check's duration.
-    pub fn observe_check(&self, site: &str, took: Duration) {
-        self.check_histogram(site).observe(took.as_secs_f64());
     }
 
     /// Counts one failed check.

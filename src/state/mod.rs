@@ -263,6 +263,13 @@ impl Decision {
 }
 
 impl Decision {
+    /// Offline by a flip, the config or a window: planned work, during which health
+    /// checks say nothing about the site (CONTRACT section 9). Offline by health is an
+    /// outage, not maintenance.
+    pub fn under_maintenance(&self) -> bool {
+        self.state == SiteState::Offline && self.source != Source::Health
+    }
+
     /// The decision once health is weighed in (CONTRACT section 9's rule 3): a site
     /// whose state comes from the config and is online goes offline, source `health`,
     /// while every upstream is down (`down_since`: since when) and the site has

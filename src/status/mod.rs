@@ -27,6 +27,7 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::config::{SiteState, StatusLink};
+use crate::platform::ComponentStatus;
 use crate::reply::{self, Reply};
 use crate::routes::RouteTable;
 use crate::state::HistoryEvent;
@@ -35,46 +36,6 @@ use crate::state::HistoryEvent;
 pub const MAINTENANCE_PREFIX: &str = "/maintenance/";
 /// Entries of the history shown on the overview and in the API.
 pub const HISTORY_SHOWN: usize = 20;
-
-/// A site's status in the vocabulary of Statuspage-style pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ComponentStatus {
-    Operational,
-    UnderMaintenance,
-    /// Reserved for health checks.
-    DegradedPerformance,
-    /// Reserved for health checks.
-    MajorOutage,
-}
-
-impl ComponentStatus {
-    /// The API value (`operational`, `under_maintenance`, ...).
-    pub fn api(self) -> &'static str {
-        match self {
-            ComponentStatus::Operational => "operational",
-            ComponentStatus::UnderMaintenance => "under_maintenance",
-            ComponentStatus::DegradedPerformance => "degraded_performance",
-            ComponentStatus::MajorOutage => "major_outage",
-        }
-    }
-
-    /// The words a visitor reads.
-    pub fn label(self) -> &'static str {
-        match self {
-            ComponentStatus::Operational => "Operational",
-            ComponentStatus::UnderMaintenance => "Under Maintenance",
-            ComponentStatus::DegradedPerformance => "Degraded Performance",
-            ComponentStatus::MajorOutage => "Major Outage",
-        }
-    }
-
-    fn of(state: SiteState) -> ComponentStatus {
-        match state {
-            SiteState::Online => ComponentStatus::Operational,
-            SiteState::Offline => ComponentStatus::UnderMaintenance,
-        }
-    }
-}
 
 /// One site as the status page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +74,11 @@ impl SiteView {
         SiteView {
             name: name.to_string(),
             state,
-            status: ComponentStatus::of(state),
+            // Offline by a flip, the config or a window; `in_outage` for health.
+            status: match state {
+                SiteState::Online => ComponentStatus::Operational,
+                SiteState::Offline => ComponentStatus::UnderMaintenance,
+            },
             since,
             until,
             reason,
