@@ -30,7 +30,8 @@ fn health_of(o: &Offramp) -> Value {
 #[test]
 fn a_reload_drops_what_is_no_longer_checked() {
     let origin = TestOrigin::start("o");
-    let dead = dead_port();
+    // Never answers (and keeps its port, which a closed one could lose to another test).
+    let dead = hanging_origin();
     let health = "health = { interval = \"100ms\", timeout = \"100ms\", fall = 1, rise = 1 }";
     let both = format!("\"{}\", \"http://{dead}\"", origin.url());
     let o = Offramp::start(&config(&both, health));
@@ -72,7 +73,8 @@ fn a_reload_drops_what_is_no_longer_checked() {
 
 #[test]
 fn an_outage_is_shown_as_an_outage_not_as_maintenance() {
-    let dead = dead_port();
+    // Never answers (and keeps its port, which a closed one could lose to another test).
+    let dead = hanging_origin();
     let o = Offramp::start(&format!(
         "{}[maintenance]\nstatus_page = \"builtin\"\n\n[status]\nhosts = [\"status.test\"]\n\n\
          [[site]]\nname = \"web\"\nhosts = [\"web.test\"]\nupstream = \"http://{dead}\"\n\
