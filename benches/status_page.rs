@@ -129,6 +129,7 @@ fn view() -> View {
         updated_at: now,
         platform: Arc::new(platform),
         rendered: Default::default(),
+        subscribe: false,
     }
 }
 

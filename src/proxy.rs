@@ -23,7 +23,7 @@ use crate::metrics::Outcome;
 use crate::reply::Reply;
 use crate::request::forward::{self, Length};
 use crate::request::upstream_error::UpstreamError;
-use crate::request::{access, location, Facts, Listener, Scheme};
+use crate::request::{access, location, Decision, Facts, Listener, Scheme};
 use crate::routes::HostError;
 use crate::snapshot::Snapshot;
 
@@ -72,6 +72,8 @@ pub struct RequestCtx {
     snap: Option<Arc<Snapshot>>,
     site: Option<u32>,
     outcome: Outcome,
+    /// A subscription page: its query (a token) is kept out of the access log.
+    redact: bool,
 }
 
 /// The request's host: the target's authority for absolute-form and HTTP/2, else `Host`.
@@ -143,6 +145,14 @@ async fn discard_small_body(session: &mut Session) {
     }
 }
 
+/// A target's path, without its query.
+fn path_only(target: &[u8]) -> &[u8] {
+    match target.iter().position(|&b| b == b'?') {
+        Some(i) => &target[..i],
+        None => target,
+    }
+}
+
 /// Writes `reply` from `request_filter` without closing keep-alive (unless it says so).
 async fn respond(session: &mut Session, reply: &Reply) -> Result<()> {
     let mut h = ResponseHeader::build(reply.status, Some(reply.fixed.len() + 5))?;
@@ -185,6 +195,7 @@ impl ProxyHttp for Proxy {
             snap: None,
             site: None,
             outcome: Outcome::Proxied,
+            redact: false,
         }
     }
 
@@ -207,6 +218,17 @@ impl ProxyHttp for Proxy {
         let decision = crate::request::decide(&snap, &facts);
         ctx.site = decision.site();
         ctx.outcome = decision.outcome();
+        if let Decision::Subscription { origin, page } = decision {
+            let peer = facts.peer;
+            ctx.redact = true;
+            let target = request_target(session.req_header()).to_vec();
+            let reply =
+                crate::subscribe::session::serve(session, &snap, peer, &origin, &target, page)
+                    .await;
+            ctx.snap = Some(snap);
+            respond(session, &reply).await?;
+            return Ok(true);
+        }
         let reply = crate::request::answer(&snap, &facts, decision);
         ctx.snap = Some(snap);
         match reply {
@@ -402,7 +424,10 @@ impl ProxyHttp for Proxy {
             site: access::site_name(snap, ctx.site),
             state: access::state_label(snap, ctx.site, ctx.outcome),
             method: req.method.as_str(),
-            path: &String::from_utf8_lossy(request_target(req)),
+            path: &String::from_utf8_lossy(match ctx.redact {
+                true => path_only(request_target(req)),
+                false => request_target(req),
+            }),
             status,
             bytes: session.body_bytes_sent(),
             elapsed,

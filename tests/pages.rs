@@ -134,10 +134,14 @@ fn an_incident_and_a_window_on_every_page_escaped() {
         );
         let t = f.text();
         no_raw_markup(&t);
-        assert!(
-            t.contains("second &amp; last") && t.contains("Resolved"),
-            "{path}: {t}"
-        );
+        // RSS descriptions are HTML: escaped for HTML, then for XML (`&` -> `&amp;amp;`),
+        // so a reader shows the `&` itself; Atom's are text, escaped once.
+        let amp = if path.ends_with("atom") {
+            "second &amp; last"
+        } else {
+            "second &amp;amp; last"
+        };
+        assert!(t.contains(amp) && t.contains("Resolved"), "{path}: {t}");
         assert_eq!(
             t.matches(if path.ends_with("atom") {
                 "<entry>"

@@ -12,9 +12,11 @@
 mod check;
 mod client;
 mod generate;
+mod notify;
 mod platform;
 mod platform_text;
 mod remote;
+mod subscribers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +98,12 @@ pub enum Command {
     /// Scheduled maintenance: schedule, list, show, update, complete, cancel.
     #[command(subcommand, arg_required_else_help = false)]
     Maintenance(platform::MaintenanceCmd),
+    /// Notification targets: list what is pending or failed, send a test event.
+    #[command(subcommand, arg_required_else_help = false)]
+    Notify(notify::NotifyCmd),
+    /// E-mail subscribers: list them, remove one.
+    #[command(subcommand, arg_required_else_help = false)]
+    Subscribers(subscribers::SubscribersCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -137,7 +145,7 @@ fn parse_args() -> Result<(Cli, ArgMatches), ExitCode> {
             ExitCode::SUCCESS
         }
         clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("offramp: no command given: serve, check, status, offline, online, reset, reload, incident or maintenance (see offramp --help)");
+            eprintln!("offramp: no command given: serve, check, status, offline, online, reset, reload, incident, maintenance, notify or subscribers (see offramp --help)");
             ExitCode::from(1)
         }
         clap::error::ErrorKind::MissingSubcommand => {
@@ -208,6 +216,8 @@ pub fn main() -> ExitCode {
         Command::Import(cmd) => crate::import::run(cmd),
         Command::Incident(c) => platform::incident(&cli, c, explicit_config(&matches)),
         Command::Maintenance(c) => platform::maintenance(&cli, c, explicit_config(&matches)),
+        Command::Notify(c) => notify::run(&cli, c, explicit_config(&matches)),
+        Command::Subscribers(c) => subscribers::run(&cli, c, explicit_config(&matches)),
         _ => remote::run(&cli, explicit_config(&matches)),
     }
 }

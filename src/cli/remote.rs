@@ -119,7 +119,9 @@ fn request_for(cmd: &Command) -> Option<Request> {
         | Command::Man
         | Command::Import(_)
         | Command::Incident(_)
-        | Command::Maintenance(_) => return None,
+        | Command::Maintenance(_)
+        | Command::Notify(_)
+        | Command::Subscribers(_) => return None,
     })
 }
 

@@ -3,7 +3,8 @@
 //! whitespace, at least 32 characters. A file that is missing, empty, too short or
 //! readable by everyone is a validation error naming it. The token's name, recorded as
 //! `by` (`api:NAME`), is the file name without its extension. Tokens are read again on
-//! every reload, never logged, and compared in constant time (see `api`).
+//! every reload, never logged, and compared in constant time (see `api`). The reader
+//! of secret files (`read_secret`) is shared with `[[notify]]` and `[smtp]`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,16 @@ pub const MIN_TOKEN_LEN: usize = 32;
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret held in memory (read from a file, or a default such as a URL).
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
+    /// The secret as text, for the one place that must send it (a header, a URL).
+    pub fn expose_str(&self) -> &str {
+        &self.0
+    }
+
     /// The secret's bytes, for a constant-time comparison.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
@@ -49,31 +60,41 @@ pub struct Api {
     pub tokens: Vec<Token>,
 }
 
-/// Reads one token file; the error names it.
-pub fn read_token(path: &Path) -> Result<Token, String> {
+/// Reads a secret file (CONTRACT section 15): a regular file, not readable by everyone,
+/// its content without surrounding whitespace, not empty. Errors name the file as
+/// `what PATH` (`what`: "token file", "password file", ...) and never show its content.
+pub fn read_secret(path: &Path, what: &str) -> Result<Secret, String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("token file {shown}: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {shown}: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("token file {shown} is not a regular file"));
+        return Err(format!("{what} {shown} is not a regular file"));
     }
     let mode = meta.permissions().mode();
     if mode & 0o004 != 0 {
         return Err(format!(
-            "token file {shown} is readable by everyone (mode {:o}): chmod 600 or 640 it",
+            "{what} {shown} is readable by everyone (mode {:o}): chmod 600 or 640 it",
             mode & 0o777
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("token file {shown}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{what} {shown}: {e}"))?;
     let secret = text.trim();
     if secret.is_empty() {
-        return Err(format!("token file {shown} is empty"));
+        return Err(format!("{what} {shown} is empty"));
     }
-    if secret.chars().count() < MIN_TOKEN_LEN {
+    Ok(Secret(secret.to_string()))
+}
+
+/// Reads one token file; the error names it.
+pub fn read_token(path: &Path) -> Result<Token, String> {
+    let shown = path.display();
+    let secret = read_secret(path, "token file")?;
+    let text = secret.expose_str();
+    if text.chars().count() < MIN_TOKEN_LEN {
         return Err(format!(
             "token file {shown} holds a token shorter than {MIN_TOKEN_LEN} characters"
         ));
     }
-    if secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "token file {shown}: a token is one word (no spaces or line breaks inside)"
         ));
@@ -85,7 +106,7 @@ pub fn read_token(path: &Path) -> Result<Token, String> {
     Ok(Token {
         by: format!("api:{name}"),
         file: path.to_path_buf(),
-        secret: Secret(secret.to_string()),
+        secret,
     })
 }
 

@@ -7,19 +7,24 @@
 //!
 //! This file holds the model and the entry points. `parse` walks the document, with
 //! the value readers in `reader` and each section's keys in `server` (and `[demo]`),
-//! `maintenance`, `site` and `status`; `validate` runs the checks across them; `url`
-//! parses status-page URLs and host names.
+//! `maintenance`, `site`, `status`, `component`, `api`, `health` (`[alerts]`),
+//! `notify` (`[[notify]]`, with `statuspage` for a Statuspage target's keys) and
+//! `smtp` (`[smtp]`); `validate` runs the checks across them; `url` parses
+//! status-page URLs, host names and the URLs notifications are sent to.
 
 pub mod api;
 mod component;
 mod health;
 mod maintenance;
 mod net;
+mod notify;
 mod parse;
 mod reader;
 mod server;
 mod site;
+mod smtp;
 mod status;
+mod statuspage;
 mod url;
 mod validate;
 
@@ -31,8 +36,12 @@ use std::time::Duration;
 
 use crate::tls::CertStore;
 
+pub use api::Secret;
 pub use health::{Alerts, Health};
 pub use net::Net;
+pub use notify::{EventClass, Notify, NotifyFormat, DEFAULT_GIVE_UP_AFTER, DEFAULT_NOTIFY_TIMEOUT};
+pub use smtp::{Smtp, SmtpTls};
+pub use statuspage::{Statuspage, STATUSPAGE_API};
 pub use url::StatusUrl;
 
 /// Where the config lives when `-c` is not given.
@@ -71,6 +80,10 @@ pub struct Config {
     pub api: Option<api::Api>,
     /// `[alerts]`: Alertmanager's alerts as component statuses (defaults when absent).
     pub alerts: Alerts,
+    /// `[[notify]]`: where events are delivered, in file order.
+    pub notify: Vec<Notify>,
+    /// `[smtp]`: the mail server for e-mail subscriptions (`None`: no subscribing by mail).
+    pub smtp: Option<Smtp>,
     pub status: Option<StatusSection>,
     pub demo: Option<Demo>,
     /// The certificates of the `certs` directory, loaded and checked (HTTPS only).
@@ -426,5 +439,11 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+#[cfg(test)]
+mod notify_tests;
+#[cfg(test)]
+mod smtp_tests;
+#[cfg(test)]
+mod statuspage_tests;
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,8 @@
 //! serde, so that one pass reports all problems (unknown keys, wrong types, bad values,
 //! cross-site conflicts) instead of stopping at the first. This file walks the top
 //! level and assembles the result; each section's keys are read in `server`,
-//! `maintenance`, `site` and `status`, the checks across sections are in `validate`,
-//! and the value readers in `reader`.
+//! `maintenance`, `site`, `status`, `notify`, `smtp` and the like, the checks
+//! across sections are in `validate`, and the value readers in `reader`.
 
 use std::path::Path;
 
@@ -51,6 +51,8 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let mut components = Vec::new();
     let mut api = None;
     let mut alerts = None;
+    let mut notify = Vec::new();
+    let mut smtp = None;
     for (k, v) in root.get_ref().iter() {
         match k.get_ref().as_ref() {
             "server" => {
@@ -94,6 +96,32 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                     "components are written as [[component]] tables",
                 ),
             },
+            "notify" => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let key = format!("notify[{}]", i + 1);
+                        if let Some(t) = ctx.table(&key, item) {
+                            notify.push(super::notify::parse_notify(
+                                &mut ctx,
+                                t,
+                                &key,
+                                item.span(),
+                                file,
+                            ));
+                        }
+                    }
+                }
+                _ => ctx.err(
+                    &v.span(),
+                    "notify",
+                    "notification targets are written as [[notify]] tables",
+                ),
+            },
+            "smtp" => {
+                smtp = ctx
+                    .table("smtp", v)
+                    .and_then(|t| super::smtp::parse_smtp(&mut ctx, t, v.span(), file))
+            }
             "status" => status = ctx.table("status", v).map(|t| parse_status(&mut ctx, t)),
             "api" => {
                 api = ctx
@@ -121,6 +149,8 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
                     "status",
                     "api",
                     "alerts",
+                    "notify",
+                    "smtp",
                     "demo",
                 ],
             ),
@@ -137,6 +167,14 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
     let status_with_spans = status.as_ref().map(|s| (s, &status_spans));
     let mut sites = check_sites(&mut ctx, sites);
     super::component::check_components(&mut ctx, sites.iter().map(|(s, _)| s), &components);
+    super::notify::check_notify(
+        &mut ctx,
+        &notify,
+        sites
+            .iter()
+            .map(|(s, _)| s.name.as_str())
+            .chain(components.iter().map(|(c, _)| c.name.as_str())),
+    );
     let spans = KeySpans(root.get_ref());
     check_whole(
         &mut ctx,
@@ -189,6 +227,8 @@ pub(super) fn parse(text: &str, file: &Path, pin: Option<Pin<'_>>) -> Result<Con
         components: components.into_iter().map(|(c, _)| c).collect(),
         api,
         alerts: alerts.unwrap_or_default(),
+        notify: notify.into_iter().map(|(n, _)| n).collect(),
+        smtp,
         status,
         demo,
         tls,

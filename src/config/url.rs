@@ -1,7 +1,8 @@
 //! The status page URL, kept in the two pieces the redirect needs: a fixed origin and a
 //! path prefix. Nothing from a request can change either (CONTRACT section 3). Also
-//! the host-name and host:port syntax the sections share. Building a redirect from it
-//! is `maintenance`'s.
+//! the host-name and host:port syntax the sections share, and the check of the http(s)
+//! URLs `[[notify]]` targets are sent to. Building a redirect from it is
+//! `maintenance`'s.
 
 /// A validated `http(s)://host[:port][/path]` URL with no query, fragment or userinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +150,31 @@ pub(crate) fn valid_host(host: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// Why `raw` is not an `http(s)://host...` URL; the reason never quotes it.
+pub(super) fn check_url(raw: &str) -> Result<(), &'static str> {
+    let lower = raw.to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &raw[8..]
+    } else if lower.starts_with("http://") {
+        &raw[7..]
+    } else {
+        return Err("it does not start with http:// or https://");
+    };
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains spaces or control characters");
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() {
+        return Err("it has no host");
+    }
+    match split_host_port(host_port) {
+        Some((host, _)) if valid_host(host) => Ok(()),
+        _ => Err("it has an invalid host or port"),
+    }
 }
 
 #[cfg(test)]

@@ -163,8 +163,18 @@ impl Daemon {
                 since: existing.as_ref().map_or(t, |e| e.since),
                 incident: incident_id,
             };
+            let events = incident
+                .as_ref()
+                .map(|i| {
+                    super::announce::only(crate::notify::event::incident(
+                        "incident.created",
+                        t,
+                        incident_json(i),
+                    ))
+                })
+                .unwrap_or_default();
             store(inner)?
-                .save_alert(&a.fingerprint, Some(&row), incident.as_ref())
+                .save_alert(&a.fingerprint, Some(&row), incident.as_ref(), &events)
                 .map_err(unavailable)?;
             info!(target: "offramp::alerts", component = %component, status = status.api(), summary = %row.summary, "alert firing");
             inner.platform.alerts.insert(a.fingerprint.clone(), row);
@@ -209,8 +219,18 @@ impl Daemon {
             )?),
             None => None,
         };
+        let events = resolved
+            .as_ref()
+            .map(|i| {
+                super::announce::only(crate::notify::event::incident(
+                    "incident.resolved",
+                    t,
+                    incident_json(i),
+                ))
+            })
+            .unwrap_or_default();
         store(inner)?
-            .save_alert(&a.fingerprint, None, resolved.as_ref())
+            .save_alert(&a.fingerprint, None, resolved.as_ref(), &events)
             .map_err(unavailable)?;
         info!(target: "offramp::alerts", component = %e.component, summary = %e.summary, "alert resolved");
         inner.platform.alerts.remove(&a.fingerprint);

@@ -12,12 +12,14 @@
 //! overrides is `state`'s; serving the snapshot is the data path's.
 
 mod alerts;
+mod announce;
 mod flips;
 mod health;
 mod incidents;
 mod platform;
 mod reload;
 mod report;
+mod subscribers;
 mod uptime;
 mod view;
 mod windows;
@@ -55,6 +57,8 @@ struct Inner {
     health: health::HealthBook,
     /// Time up and down of each checked site, by day.
     uptime: uptime::Book,
+    /// What was last announced to notification targets.
+    announced: announce::Announced,
 }
 
 /// The daemon core; shared by the control socket, the reloader and the expiry timer.
@@ -164,6 +168,7 @@ impl Daemon {
             store: None,
             health: health::HealthBook::default(),
             uptime: uptime::Book::default(),
+            announced: announce::Announced::default(),
         };
         if let Err(e) = state::save(&inner.state_path, &inner.state) {
             tracing::error!("{e}; runtime flips will be refused until it can be written");
@@ -204,6 +209,11 @@ impl Daemon {
     /// The snapshot cell the proxy reads.
     pub fn snapshot(&self) -> Arc<ArcSwap<Snapshot>> {
         self.snapshot.clone()
+    }
+
+    /// The database, once attached.
+    pub fn store(&self) -> Option<Arc<crate::store::Store>> {
+        self.lock().store.clone()
     }
 
     /// The config in force.
@@ -324,6 +334,16 @@ fn publish(cell: &ArcSwap<Snapshot>, inner: &mut Inner, t: OffsetDateTime) {
     let decisions = decisions(inner, t);
     uptime::accrue(inner, &decisions, t);
     let snap = view::build_snapshot(inner, &decisions, t);
+    if inner.announced.loaded {
+        let a = announce::diff(
+            inner,
+            &inner.announced.map,
+            &decisions,
+            &snap.view.platform,
+            t,
+        );
+        announce::record(inner, a);
+    }
     if let Some(m) = crate::metrics::get() {
         for (site, st) in inner.config.sites.iter().zip(&snap.states) {
             m.set_site_offline(&site.name, st.state == SiteState::Offline);

@@ -55,6 +55,15 @@ impl Daemon {
             alerts,
         };
         let t = now();
+        super::announce::register_targets(&inner);
+        match store.load_announced() {
+            Ok(map) => {
+                inner.announced = super::announce::Announced { loaded: true, map };
+            }
+            Err(e) => {
+                tracing::error!(target: "offramp::notify", "{e}; nothing is announced until offramp restarts")
+            }
+        }
         match store.load_uptime(super::uptime::memory_from(t)) {
             Ok(days) => inner.uptime = super::uptime::Book::loaded(days),
             Err(e) => {
@@ -98,6 +107,10 @@ impl Daemon {
             }
             Command::ComponentSet { name, status } => self.component_set(&name, status, by),
             Command::Alerts { alerts } => self.alerts(alerts),
+            Command::NotifyList {} => self.notify_list(),
+            Command::NotifyTest { name } => self.notify_test(&name),
+            Command::SubscribersList {} => self.subscribers_list(),
+            Command::SubscribersRemove { address } => self.subscribers_remove(&address, by),
             other => self.run_records(other, by),
         }
     }
@@ -122,6 +135,31 @@ impl Daemon {
         Ok(json!({ "sites": sites }))
     }
 
+    fn notify_list(&self) -> Result<Value, CmdError> {
+        let (config, store) = {
+            let inner = self.lock();
+            (inner.config.clone(), inner.store.clone())
+        };
+        let store = store.ok_or_else(|| {
+            CmdError::Unavailable("the status platform has no database in this process".into())
+        })?;
+        crate::notify::list(&config, &store).map_err(CmdError::Unavailable)
+    }
+
+    /// One attempt, outside the lock: a slow target delays only this answer.
+    fn notify_test(&self, name: &str) -> Result<Value, CmdError> {
+        let (config, store) = {
+            let inner = self.lock();
+            (inner.config.clone(), inner.store.clone())
+        };
+        let target = config
+            .notify
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| CmdError::NotFound(format!("unknown notify target {name:?}")))?;
+        crate::notify::test(target, store.as_deref()).map_err(CmdError::Refused)
+    }
+
     fn component_set(
         &self,
         name: &str,
@@ -138,13 +176,20 @@ impl Daemon {
             at: t,
             by: by.0.clone(),
         });
-        store(&inner)?
-            .set_component_status(name, set.as_ref())
-            .map_err(unavailable)?;
-        match set {
+        let old = inner.platform.set.clone();
+        match set.clone() {
             Some(s) => inner.platform.set.insert(name.to_string(), s),
             None => inner.platform.set.remove(name),
         };
+        let a = super::announce::pending(&inner, t);
+        if let Err(e) = store(&inner).and_then(|s| {
+            s.set_component_status(name, set.as_ref(), &a)
+                .map_err(unavailable)
+        }) {
+            inner.platform.set = old;
+            return Err(e);
+        }
+        inner.announced.apply(&a);
         publish(&self.snapshot, &mut inner, t);
         tracing::info!(target: "offramp::platform", component = name, status = status.api(), by = %by.0, "component status set");
         Ok(json!({"name": name, "status": status}))
@@ -179,30 +224,81 @@ impl Daemon {
             }
             cmd if super::incidents::handles(&cmd) => {
                 let incident = super::incidents::apply(&inner, cmd, by, t)?;
-                store(&inner)?
-                    .save_incident(&incident)
-                    .map_err(unavailable)?;
                 let out = incident_json(&incident);
-                tracing::info!(target: "offramp::platform", id = %incident.id, status = incident.status.api(), impact = incident.impact.api(), by = %by.0, name = %incident.name, "incident saved");
+                let before = inner
+                    .platform
+                    .incidents
+                    .iter()
+                    .find(|i| i.id == incident.id)
+                    .cloned();
+                let kind = super::announce::incident_kind(before.as_ref(), &incident);
+                let old = inner.platform.incidents.clone();
                 let list = Arc::make_mut(&mut inner.platform.incidents);
                 match list.iter_mut().find(|i| i.id == incident.id) {
-                    Some(slot) => *slot = incident,
-                    None => list.insert(0, incident),
+                    Some(slot) => *slot = incident.clone(),
+                    None => list.insert(0, incident.clone()),
                 }
+                let explicit =
+                    super::announce::only(crate::notify::event::incident(kind, t, out.clone()));
+                let a = super::announce::with_changes(&inner, explicit, t);
+                if let Err(e) =
+                    store(&inner).and_then(|s| s.save_incident(&incident, &a).map_err(unavailable))
+                {
+                    inner.platform.incidents = old;
+                    return Err(e);
+                }
+                inner.announced.apply(&a);
+                tracing::info!(target: "offramp::platform", id = %incident.id, status = incident.status.api(), impact = incident.impact.api(), by = %by.0, name = %incident.name, "incident saved");
                 publish(&self.snapshot, &mut inner, t);
                 Ok(out)
             }
             cmd => {
                 let m = super::windows::apply(&inner, cmd, by, t)?;
-                store(&inner)?.save_maintenance(&m).map_err(unavailable)?;
                 let out = maintenance_json(&m, t);
-                tracing::info!(target: "offramp::platform", id = %m.id, status = m.status_at(t).api(), by = %by.0, name = %m.name, "maintenance saved");
+                let before = inner
+                    .platform
+                    .maintenances
+                    .iter()
+                    .find(|x| x.id == m.id)
+                    .map(|x| x.status_at(t));
+                let after = m.status_at(t);
+                let kinds: Vec<&str> = match before {
+                    None if after == crate::platform::MaintenanceStatus::InProgress => {
+                        vec!["maintenance.scheduled", "maintenance.started"]
+                    }
+                    None => vec!["maintenance.scheduled"],
+                    Some(b) if b == after => vec!["maintenance.updated"],
+                    Some(b) => super::announce::maintenance_kinds(
+                        super::announce::maintenance_word(b),
+                        after,
+                    ),
+                };
+                let old = inner.platform.maintenances.clone();
                 let list = Arc::make_mut(&mut inner.platform.maintenances);
                 match list.iter_mut().find(|x| x.id == m.id) {
-                    Some(slot) => *slot = m,
-                    None => list.push(m),
+                    Some(slot) => *slot = m.clone(),
+                    None => list.push(m.clone()),
                 }
                 list.sort_by_key(|m| std::cmp::Reverse(m.start));
+                let explicit = crate::store::Announce {
+                    events: kinds
+                        .into_iter()
+                        .map(|k| crate::notify::event::maintenance(k, t, out.clone()))
+                        .collect(),
+                    announced: vec![(
+                        format!("maintenance:{}", m.id),
+                        Some(super::announce::maintenance_word(after).to_string()),
+                    )],
+                };
+                let a = super::announce::with_changes(&inner, explicit, t);
+                if let Err(e) =
+                    store(&inner).and_then(|s| s.save_maintenance(&m, &a).map_err(unavailable))
+                {
+                    inner.platform.maintenances = old;
+                    return Err(e);
+                }
+                inner.announced.apply(&a);
+                tracing::info!(target: "offramp::platform", id = %m.id, status = m.status_at(t).api(), by = %by.0, name = %m.name, "maintenance saved");
                 self.windows_changed(&mut inner, t);
                 Ok(out)
             }
@@ -279,7 +375,7 @@ pub(super) fn incident_json(i: &Incident) -> Value {
 }
 
 /// A maintenance as answered: its `status` is the one it has now (the clock's).
-fn maintenance_json(m: &Maintenance, t: OffsetDateTime) -> Value {
+pub(super) fn maintenance_json(m: &Maintenance, t: OffsetDateTime) -> Value {
     let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
     v["status"] = json!(m.status_at(t));
     v

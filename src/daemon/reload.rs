@@ -154,6 +154,7 @@ impl Daemon {
             needs_restart: report.needs_restart.clone(),
         });
         let config = inner.config.clone();
+        super::announce::register_targets(&inner);
         publish(&self.snapshot, &mut inner, t);
         self.wake_expiry.notify_one();
         self.applied.notify_one();

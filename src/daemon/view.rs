@@ -47,6 +47,7 @@ pub(super) fn build_snapshot(inner: &Inner, decisions: &[Decision], t: OffsetDat
         updated_at: t,
         platform,
         rendered: Default::default(),
+        subscribe: inner.config.smtp.is_some(),
     };
     Snapshot {
         table: inner.table.clone(),
@@ -59,7 +60,7 @@ pub(super) fn build_snapshot(inner: &Inner, decisions: &[Decision], t: OffsetDat
 /// the worst of what speaks about it (CONTRACT section 9): offline or in a maintenance
 /// in progress → under maintenance, each unresolved incident naming it, a status set
 /// through the API.
-fn platform_view(inner: &Inner, planned: &[bool], t: OffsetDateTime) -> PlatformView {
+pub(super) fn platform_view(inner: &Inner, planned: &[bool], t: OffsetDateTime) -> PlatformView {
     let records = &inner.platform;
     let in_progress: Vec<_> = records
         .maintenances

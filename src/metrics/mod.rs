@@ -8,6 +8,7 @@
 //! (the top-level `admin`: the `[server] admin` listener).
 
 mod health;
+mod notify;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub struct Metrics {
     certificate_expiry: IntGaugeVec,
     /// Health checks and alerts.
     pub health: health::HealthMetrics,
+    /// Notification deliveries.
+    pub notify: notify::NotifyMetrics,
 }
 
 /// Request latency buckets, in seconds: sub-millisecond redirects to slow upstreams.
@@ -129,8 +132,10 @@ impl Metrics {
         registry.register(Box::new(site_offline.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         let health = health::HealthMetrics::new(&registry)?;
+        let notify = notify::NotifyMetrics::new(&registry)?;
         Ok(Metrics {
             health,
+            notify,
             registry,
             requests,
             duration,

@@ -149,6 +149,18 @@ pub enum Command {
     Alerts {
         alerts: Vec<AlertArg>,
     },
+    /// `offramp notify list`.
+    NotifyList {},
+    /// `offramp notify test NAME`.
+    NotifyTest {
+        name: String,
+    },
+    /// `offramp subscribers list`: every e-mail subscriber.
+    SubscribersList {},
+    /// `offramp subscribers remove ADDRESS`.
+    SubscribersRemove {
+        address: String,
+    },
 }
 
 /// One alert of an Alertmanager notification.
@@ -186,6 +198,10 @@ impl Command {
         "maintenance_cancel",
         "component_set",
         "alerts",
+        "notify_list",
+        "notify_test",
+        "subscribers_list",
+        "subscribers_remove",
     ];
 }
 

@@ -5,11 +5,12 @@ use super::{Decision, Facts};
 use crate::reply::{pages, Reply};
 use crate::snapshot::Snapshot;
 
-/// The reply for `decision`; `None` for [`Decision::Proxy`].
+/// The reply for `decision`; `None` for [`Decision::Proxy`] and
+/// [`Decision::Subscription`] (answered by `subscribe` on Pingora's path).
 /// Takes the decision by value: its `Location` moves into the reply, never copied.
 pub fn answer(snap: &Snapshot, f: &Facts, decision: Decision) -> Option<Reply> {
     Some(match decision {
-        Decision::Proxy { .. } => return None,
+        Decision::Proxy { .. } | Decision::Subscription { .. } => return None,
         Decision::TargetTooLong => Reply::page(414, pages::client_error_page(414)),
         Decision::BadHost => Reply::page(400, pages::bad_host_page()),
         Decision::UnknownHost => Reply::page(404, pages::unknown_host_page()),

@@ -26,7 +26,8 @@ pub fn is_acme_challenge(target: &[u8]) -> bool {
 }
 
 /// What offramp does with the request `f` in snapshot `snap`, in this order: a target
-/// too long, no usable host, a status host, an unknown host, an ACME challenge (always
+/// too long, no usable host, a status host (its subscription pages when e-mail
+/// subscriptions are on), an unknown host, an ACME challenge (always
 /// proxied), `redirect_https`, an offline site (its upstream for a peer in `bypass`,
 /// else a redirect or the maintenance page), proxy.
 pub fn decide(snap: &Snapshot, f: &Facts) -> Decision {
@@ -49,8 +50,10 @@ pub fn decide(snap: &Snapshot, f: &Facts) -> Decision {
                 None => {
                     let (scheme, port) = public_scheme_port(snap, f.listener, f.local_port);
                     let name = crate::routes::normalized_host(host).unwrap_or_default();
-                    Decision::StatusHost {
-                        origin: origin(scheme, &name, port),
+                    let origin = origin(scheme, &name, port);
+                    match crate::subscribe::page_of(f.target).filter(|_| snap.view.subscribe) {
+                        Some(page) => Decision::Subscription { origin, page },
+                        None => Decision::StatusHost { origin },
                     }
                 }
             };

@@ -100,6 +100,13 @@ pub enum Decision {
     Maintenance { site: u32, link: Option<String> },
     /// Proxy to the site's upstream.
     Proxy { site: u32 },
+    /// A status host's e-mail subscription page (`/subscribe`, `/subscribe/confirm`,
+    /// `/unsubscribe`, only with `[smtp]`): answered by `subscribe`, which reads the
+    /// request's body, so on Pingora's path (the fast path hands it over).
+    Subscription {
+        origin: String,
+        page: crate::subscribe::Page,
+    },
 }
 
 impl Decision {
@@ -119,9 +126,9 @@ impl Decision {
         match self {
             Decision::TargetTooLong | Decision::BadHost => Outcome::BadRequest,
             Decision::UnknownHost => Outcome::UnknownHost,
-            Decision::StatusHost { .. } | Decision::HttpsRedirect { site: None, .. } => {
-                Outcome::StatusPage
-            }
+            Decision::StatusHost { .. }
+            | Decision::Subscription { .. }
+            | Decision::HttpsRedirect { site: None, .. } => Outcome::StatusPage,
             Decision::HttpsRedirect { .. } => Outcome::HttpsRedirect,
             Decision::Redirect { .. } => Outcome::Redirected,
             Decision::Maintenance { .. } => Outcome::Maintenance,

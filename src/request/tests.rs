@@ -60,6 +60,7 @@ fn snapshot(redirect_https: bool) -> Snapshot {
             OffsetDateTime::UNIX_EPOCH,
         )),
         rendered: Default::default(),
+        subscribe: false,
     };
     Snapshot {
         table: Arc::new(table),

@@ -130,6 +130,15 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         warn!("{w}");
     }
     let daemon = Arc::new(daemon);
+    // The subscription pages reach the database through it.
+    let subscriptions = daemon.store().map(|store| crate::subscribe::Handle {
+        store,
+        snapshot: daemon.snapshot(),
+        configs: daemon.config_updates(),
+    });
+    if let Some(h) = &subscriptions {
+        crate::subscribe::install(h.clone());
+    }
     let tls_acceptor = match daemon.resolver() {
         Some(r) => Some(Arc::new(
             pingora::listeners::tls::Acceptor::from_server_config(Arc::new(
@@ -293,6 +302,18 @@ pub fn serve(config_path: &Path) -> Result<(), String> {
         tokio::spawn(control::serve(control_listener, daemon.clone()));
         tokio::spawn(daemon.clone().run_expiry());
         tokio::spawn(daemon.clone().run_uptime());
+        // Deliveries (targets, and e-mail subscriptions' mails) on a thread of their
+        // own at a lower priority: a burst of them never slows a flip or a request.
+        if let Some(store) = daemon.store() {
+            let configs = daemon.config_updates();
+            crate::notify::spawn_thread(async move {
+                let mail = subscriptions.map(|h| tokio::spawn(crate::subscribe::run_mail(h)));
+                crate::notify::run(store, configs).await;
+                if let Some(m) = mail {
+                    let _ = m.await;
+                }
+            });
+        }
         // Health checks: the checkers report changes, the daemon applies them.
         let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
         let d = daemon.clone();

@@ -200,6 +200,10 @@ pub fn overview(view: &View) -> String {
     }
     b.push_str("<h2>Components</h2>");
     b.push_str(&components(view, p));
+    if view.subscribe {
+        b.push_str("<h2>Updates by e-mail</h2>");
+        b.push_str(&super::pages::subscribe_form(view, "", &[]));
+    }
     b.push_str(&past_days(p));
     if !view.links.is_empty() {
         b.push_str("<h2>Links</h2><ul class=\"list\">");

@@ -103,6 +103,9 @@ pub struct View {
     pub platform: std::sync::Arc<crate::platform::PlatformView>,
     /// Pages rendered once per snapshot, on first request.
     pub rendered: Rendered,
+    /// E-mail subscriptions are on (`[smtp]` is set): the overview has the form, and
+    /// `/subscribe`, `/subscribe/confirm` and `/unsubscribe` are answered (`subscribe`).
+    pub subscribe: bool,
 }
 
 /// The pages that depend on nothing but the view, rendered at most once per snapshot
@@ -120,7 +123,7 @@ pub fn render_overview(view: &View) -> String {
 
 /// Content-Security-Policy of the status host's HTML pages: their own script only.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
-style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
 frame-ancestors 'none'";
 
 /// Headers of every HTML page of the status host.
@@ -142,6 +145,31 @@ const SHARED_HEADERS: &[(&str, &str)] = &[
     ("Access-Control-Allow-Origin", "*"),
     ("X-Content-Type-Options", "nosniff"),
 ];
+
+/// The same, for a method the subscription pages do not take.
+const FORM_NOT_ALLOWED_HEADERS: &[(&str, &str)] = &[
+    ("Content-Security-Policy", PAGE_CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Allow", "GET, HEAD, POST"),
+];
+
+/// A page of the e-mail subscriptions (`subscribe`): `body` in the status pages' frame,
+/// with their headers.
+pub fn framed(view: &View, status: u16, title: &str, body: &str) -> Reply {
+    html(status, pages::layout(view, title, None, body))
+}
+
+/// 405 for a method a subscription page does not take.
+pub fn framed_not_allowed(view: &View) -> Reply {
+    html(405, pages::not_found(view, "Method not allowed")).with_fixed(FORM_NOT_ALLOWED_HEADERS)
+}
+
+/// The subscribe form (e-mail address, a checkbox per component), filled in with
+/// `email` and `chosen`.
+pub fn subscribe_form(view: &View, email: &str, chosen: &[String]) -> String {
+    pages::subscribe_form(view, email, chosen)
+}
 
 static STATUS_JS: &str = include_str!("assets/status.js");
 static EMBED_JS: &str = include_str!("assets/embed.js");

@@ -42,6 +42,46 @@ main{max-width:46rem;margin:0 auto;padding:1.5rem 1rem 3rem}a{color:var(--link)}
 .day{margin:1.2rem 0 .3rem;font-weight:600;border-bottom:1px solid var(--line);padding-bottom:.2rem}.day+p{margin:.3rem 0 .8rem}\
 .past{margin:.4rem 0 .8rem}.past a{font-weight:600}.tag{font-size:.8rem;border:1px solid var(--line);border-radius:1rem;padding:0 .5rem;margin-left:.4rem;color:var(--muted);white-space:nowrap}";
 
+/// The subscription form and pages (`subscribe`).
+const FORM: &str = "\
+.sub label{display:block}.sub .mail{display:flex;gap:.5rem;flex-wrap:wrap;margin:.3rem 0 .6rem}\
+.sub input[type=email]{flex:1 1 16rem;font:inherit;padding:.45rem .6rem;border:1px solid var(--line);border-radius:.4rem;background:var(--bg);color:var(--fg)}\
+.sub button,form.act button{font:inherit;font-weight:600;padding:.45rem 1rem;border:0;border-radius:.4rem;background:var(--link);color:var(--card);cursor:pointer}\
+.sub fieldset{border:0;padding:0;margin:.4rem 0 0}.sub legend{padding:0;color:var(--muted);font-size:.92rem}\
+.sub .opts{display:flex;flex-wrap:wrap;gap:.2rem 1.2rem;margin-top:.2rem}.sub .opts label{white-space:nowrap}\
+.err{color:var(--crit);font-weight:600}";
+
+/// The subscribe form: an address and a checkbox for each component (none ticked:
+/// everything), posted to `/subscribe`. No script needed.
+pub(super) fn subscribe_form(view: &View, email: &str, chosen: &[String]) -> String {
+    let mut b = format!(
+        "<form class=\"card sub\" id=\"subscribe\" method=\"post\" action=\"/subscribe\">\
+<label for=\"sub-email\">Get a mail for each incident and maintenance</label>\
+<div class=\"mail\"><input type=\"email\" id=\"sub-email\" name=\"email\" required maxlength=\"254\" \
+autocomplete=\"email\" placeholder=\"you@example.com\" value=\"{}\"><button type=\"submit\">Subscribe</button></div>",
+        esc(email)
+    );
+    let components = &view.platform.components;
+    if !components.is_empty() {
+        b.push_str("<fieldset><legend>Only about these (none ticked: everything)</legend><div class=\"opts\">");
+        for c in components {
+            let checked = if chosen.contains(&c.name) {
+                " checked"
+            } else {
+                ""
+            };
+            let _ = write!(
+                b,
+                "<label><input type=\"checkbox\" name=\"component\" value=\"{n}\"{checked}> {n}</label>",
+                n = esc(&c.name)
+            );
+        }
+        b.push_str("</div></fieldset>");
+    }
+    b.push_str("<p class=\"desc\">A link to confirm comes first; every mail has a link to unsubscribe.</p></form>");
+    b
+}
+
 pub(super) fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str) -> String {
     let mut head = String::new();
     if let Some(secs) = refresh {
@@ -51,7 +91,7 @@ pub(super) fn layout(view: &View, title: &str, refresh: Option<u32>, body: &str)
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"color-scheme\" content=\"light dark\">{head}\
-<title>{title} · {site}</title><style>{STYLE}{BARS}</style>\
+<title>{title} · {site}</title><style>{STYLE}{BARS}{FORM}</style>\
 <link rel=\"alternate\" type=\"application/atom+xml\" title=\"{site}\" href=\"/history.atom\">\
 <script src=\"/assets/status.js\" defer></script></head>\
 <body><main>{body}<footer>Updated {updated}. <a href=\"/\">Overview</a> · \

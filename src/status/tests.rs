@@ -62,6 +62,7 @@ fn view(cloud: SiteState) -> View {
             OffsetDateTime::UNIX_EPOCH,
         )),
         rendered: Default::default(),
+        subscribe: false,
     }
 }
 

@@ -135,6 +135,7 @@ impl Store {
         fingerprint: &str,
         alert: Option<&AlertRow>,
         incident: Option<&Incident>,
+        a: &super::Announce,
     ) -> Result<(), super::StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.write_err(e))?;
@@ -157,10 +158,12 @@ impl Store {
             if let Some(i) = incident {
                 save_incident(tx, i)?;
             }
-            Ok(())
+            super::outbox::write(tx, a)
         };
         write(&tx).map_err(|e| self.write_err(e))?;
-        tx.commit().map_err(|e| self.write_err(e))
+        tx.commit().map_err(|e| self.write_err(e))?;
+        self.woke(&conn);
+        Ok(())
     }
 }
 
@@ -211,7 +214,9 @@ mod tests {
             since: OffsetDateTime::UNIX_EPOCH,
             incident: None,
         };
-        store.save_alert("f1", Some(&a), None).unwrap();
+        store
+            .save_alert("f1", Some(&a), None, &Default::default())
+            .unwrap();
         store
             .save_alert(
                 "f2",
@@ -220,9 +225,12 @@ mod tests {
                     ..a.clone()
                 }),
                 None,
+                &Default::default(),
             )
             .unwrap();
-        store.save_alert("f2", None, None).unwrap();
+        store
+            .save_alert("f2", None, None, &Default::default())
+            .unwrap();
         drop(store);
         let loaded = Store::open(&path).unwrap().load().unwrap();
         assert_eq!(loaded.alerts.len(), 1);

@@ -13,8 +13,10 @@
 //! The request path never reads it: the daemon loads everything at start-up, keeps it
 //! in memory, and folds what pages need into the published snapshot.
 
+mod outbox;
 mod rows;
 mod schema;
+mod subscribers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,8 @@ pub struct Loaded {
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Bumped after events are written, for the delivery workers.
+    wake: tokio::sync::watch::Sender<i64>,
 }
 
 impl Store {
@@ -113,9 +117,11 @@ impl Store {
             .map_err(|e| fail(e.to_string()))?;
         let mut conn = conn;
         migrate(&mut conn, version).map_err(fail)?;
+        let (wake, _) = tokio::sync::watch::channel(0);
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            wake,
         })
     }
 
@@ -157,19 +163,26 @@ impl Store {
 
     /// Writes an incident as it now is (new or changed), with every update it has, in
     /// one transaction.
-    pub fn save_incident(&self, i: &Incident) -> Result<(), StoreError> {
+    /// `a`: the events it makes, written in the same transaction.
+    pub fn save_incident(&self, i: &Incident, a: &Announce) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.write_err(e))?;
         rows::save_incident(&tx, i).map_err(|e| self.write_err(e))?;
-        tx.commit().map_err(|e| self.write_err(e))
+        outbox::write(&tx, a).map_err(|e| self.write_err(e))?;
+        tx.commit().map_err(|e| self.write_err(e))?;
+        self.woke(&conn);
+        Ok(())
     }
 
     /// Writes a maintenance as it now is, with its updates, in one transaction.
-    pub fn save_maintenance(&self, m: &Maintenance) -> Result<(), StoreError> {
+    pub fn save_maintenance(&self, m: &Maintenance, a: &Announce) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.write_err(e))?;
         rows::save_maintenance(&tx, m).map_err(|e| self.write_err(e))?;
-        tx.commit().map_err(|e| self.write_err(e))
+        outbox::write(&tx, a).map_err(|e| self.write_err(e))?;
+        tx.commit().map_err(|e| self.write_err(e))?;
+        self.woke(&conn);
+        Ok(())
     }
 
     /// Sets (`Some`) or clears (`None`) the API-set status of a component.
@@ -177,9 +190,15 @@ impl Store {
         &self,
         name: &str,
         status: Option<&SetStatus>,
+        a: &Announce,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        rows::set_component_status(&conn, name, status).map_err(|e| self.write_err(e))
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.write_err(e))?;
+        rows::set_component_status(&tx, name, status).map_err(|e| self.write_err(e))?;
+        outbox::write(&tx, a).map_err(|e| self.write_err(e))?;
+        tx.commit().map_err(|e| self.write_err(e))?;
+        self.woke(&conn);
+        Ok(())
     }
 }
 
@@ -201,6 +220,12 @@ fn migrate(conn: &mut Connection, from: u32) -> Result<(), String> {
 mod health;
 
 pub use health::{AlertRow, UptimeDay};
+pub use outbox::{Announce, FailedRow, NewEvent, StoredEvent, TargetRow};
+pub use subscribers::{
+    same_token, NewMail, NewSubscriber, QueuedMail, Subscribed, SubscriberRow, TokenKind,
+};
 
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 mod tests;

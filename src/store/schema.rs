@@ -78,6 +78,74 @@ pub const MIGRATIONS: &[&str] = &[
         incident_id TEXT
     );
     ",
+    // 3: the notification outbox: every event in delivery order, what was last announced
+    // of each site, component and maintenance, and each target's progress.
+    "
+    CREATE TABLE event (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid     TEXT NOT NULL UNIQUE,   -- the event's \"id\", the same on every attempt
+        type    TEXT NOT NULL,
+        class   TEXT NOT NULL,          -- site | incident | maintenance | component
+        at      INTEGER NOT NULL,
+        body    TEXT NOT NULL           -- the JSON delivered
+    );
+    CREATE TABLE announced (
+        key     TEXT PRIMARY KEY,       -- site:NAME | component:NAME | maintenance:ID
+        value   TEXT NOT NULL
+    );
+    CREATE TABLE notify_target (
+        name       TEXT PRIMARY KEY,
+        cursor     INTEGER NOT NULL,    -- the last event done (delivered or failed)
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        next_at    INTEGER,
+        last_error TEXT,
+        last_ok    INTEGER,
+        delivered  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE notify_failed (
+        target    TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        uid       TEXT NOT NULL,
+        type      TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        error     TEXT NOT NULL,
+        failed_at INTEGER NOT NULL,
+        PRIMARY KEY (target, seq)
+    );
+    CREATE TABLE mirror (
+        target    TEXT NOT NULL,
+        local_id  TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        PRIMARY KEY (target, local_id)
+    );
+    ",
+    // 4: e-mail subscribers and the queue of mails to send them.
+    "
+    CREATE TABLE subscriber (
+        id              TEXT PRIMARY KEY,       -- 12 of a-z0-9
+        address         TEXT NOT NULL UNIQUE,   -- lower-cased
+        components      TEXT NOT NULL,          -- JSON array of names; [] = everything
+        confirm_token   TEXT NOT NULL,          -- 64 hex digits
+        unsub_token     TEXT NOT NULL,          -- 64 hex digits
+        origin          TEXT NOT NULL,          -- base URL of the links, as the visitor came
+        created_at      INTEGER NOT NULL,
+        confirmed_at    INTEGER,                -- NULL: pending
+        confirm_sent_at INTEGER
+    );
+    CREATE TABLE mail (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        subscriber  TEXT NOT NULL REFERENCES subscriber(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,              -- confirm | the event's type
+        subject     TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        html        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     INTEGER NOT NULL,
+        last_error  TEXT
+    );
+    CREATE INDEX mail_by_subscriber ON mail (subscriber, id);
+    ",
 ];
 
 /// The schema version this offramp writes.

@@ -76,27 +76,29 @@ fn what_is_written_reads_back_after_reopening() {
     let path = dir.path().join("offramp.db");
     let s = Store::open(&path).unwrap();
     let mut i = incident();
-    s.save_incident(&i).unwrap();
+    s.save_incident(&i, &Default::default()).unwrap();
     // A second save adds the new update and changes the row, keeps the old updates.
     i.status = IncidentStatus::Resolved;
     i.resolved_at = Some(i.updated_at);
     i.components.pop();
-    s.save_incident(&i).unwrap();
+    s.save_incident(&i, &Default::default()).unwrap();
     let m = maintenance();
-    s.save_maintenance(&m).unwrap();
+    s.save_maintenance(&m, &Default::default()).unwrap();
     let set = SetStatus {
         status: ComponentStatus::DegradedPerformance,
         at: m.created_at,
         by: "api:x".into(),
     };
-    s.set_component_status("mail", Some(&set)).unwrap();
+    s.set_component_status("mail", Some(&set), &Default::default())
+        .unwrap();
     drop(s);
     let s = Store::open(&path).unwrap();
     let l = s.load().unwrap();
     assert_eq!(l.incidents, vec![i]);
     assert_eq!(l.maintenances, vec![m]);
     assert_eq!(l.components.get("mail"), Some(&set));
-    s.set_component_status("mail", None).unwrap();
+    s.set_component_status("mail", None, &Default::default())
+        .unwrap();
     assert!(s.load().unwrap().components.is_empty());
 }
 
@@ -139,7 +141,7 @@ fn a_bad_row_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("offramp.db");
     let s = Store::open(&path).unwrap();
-    s.save_incident(&incident()).unwrap();
+    s.save_incident(&incident(), &Default::default()).unwrap();
     s.conn()
         .execute("UPDATE incident SET status = 'exploded'", [])
         .unwrap();

@@ -18,12 +18,14 @@
 //! (`store`), and the resolver that swaps it on reload (`resolver`). Does not own: listeners (see `server`) or when a
 //! reload happens (see `watch` and `daemon`).
 
+mod client;
 mod pair;
 mod resolver;
 mod store;
 #[cfg(test)]
 mod tests;
 
+pub use client::client_config;
 pub use pair::{CertIssue, CertPair, EXPIRY_WARNING_DAYS};
 pub use resolver::{server_config, Resolver};
 pub use store::{CertReport, CertStore};
