@@ -278,6 +278,17 @@ fn reloads_are_logged_with_who_and_why() {
     o.wait_log(WAIT, "the SIGHUP reload", |l| {
         message(l).is_some_and(|m| m.contains("SIGHUP"))
     });
+    // Its result first: an edit written while the SIGHUP reload reads the file would
+    // be read half-written.
+    let t = std::time::Instant::now();
+    while o.count_log(|l| message(l).as_deref() == Some("config reloaded")) < 2 {
+        assert!(
+            t.elapsed() < WAIT,
+            "the SIGHUP reload's result; the log:\n{}",
+            o.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let text = std::fs::read_to_string(&o.config).expect("read config");
     o.write_config(&format!("{text}\n# edited\n"));
     let changed = o.wait_log(WAIT, "the file-change reload", |l| {

@@ -598,6 +598,24 @@ fn six_requests_a_minute_from_one_client_get_429() {
     let big = format!("email=a%40example.com&x={}", "y".repeat(17 * 1024));
     let r = subscribe(&o, 22, &big);
     assert_eq!(r.status, 413);
+    // Another site's page cannot subscribe its visitors' browsers to anything; the
+    // same browser from the status page's own form can.
+    let cross = |site: &str| {
+        visitor(&o, 23).request(
+            "POST",
+            STATUS,
+            "/subscribe",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Sec-Fetch-Site", site),
+            ],
+            b"email=bob%40example.com",
+        )
+    };
+    let r = cross("cross-site");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = cross("same-origin");
+    assert_eq!(r.status, 202, "{}", r.text());
 }
 
 #[test]

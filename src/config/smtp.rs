@@ -245,5 +245,10 @@ fn check_from(from: &str) -> Result<(), &'static str> {
     {
         return Err("is not an e-mail address: no spaces or control characters in the address");
     }
+    // What the mails are built with must take it too (a name with a comma needs
+    // quotes, `a..b@x` is not an address): refused here, not mail by mail later.
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err("is not an address mails can be sent from (RFC 5322): quote a name with commas or dots in it, e.g. \"Acme, Inc.\" <status@acme.example>");
+    }
     Ok(())
 }

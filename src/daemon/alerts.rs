@@ -163,7 +163,20 @@ impl Daemon {
                 since: existing.as_ref().map_or(t, |e| e.since),
                 incident: incident_id,
             };
-            let events = incident
+            // Applied first, so that the component changes it makes are found and
+            // written with it; taken back if the write fails.
+            let (old_alerts, old_incidents) = (
+                inner.platform.alerts.clone(),
+                inner.platform.incidents.clone(),
+            );
+            inner
+                .platform
+                .alerts
+                .insert(a.fingerprint.clone(), row.clone());
+            if let Some(i) = &incident {
+                std::sync::Arc::make_mut(&mut inner.platform.incidents).insert(0, i.clone());
+            }
+            let explicit = incident
                 .as_ref()
                 .map(|i| {
                     super::announce::only(crate::notify::event::incident(
@@ -173,14 +186,19 @@ impl Daemon {
                     ))
                 })
                 .unwrap_or_default();
-            store(inner)?
-                .save_alert(&a.fingerprint, Some(&row), incident.as_ref(), &events)
-                .map_err(unavailable)?;
+            let events = super::announce::with_changes(inner, explicit, t);
+            if let Err(e) = store(inner).and_then(|s| {
+                s.save_alert(&a.fingerprint, Some(&row), incident.as_ref(), &events)
+                    .map_err(unavailable)
+            }) {
+                inner.platform.alerts = old_alerts;
+                inner.platform.incidents = old_incidents;
+                return Err(e);
+            }
+            super::announce::written(inner, &events);
             info!(target: "offramp::alerts", component = %component, status = status.api(), summary = %row.summary, "alert firing");
-            inner.platform.alerts.insert(a.fingerprint.clone(), row);
             if let Some(i) = incident {
                 opened.push(incident_json(&i));
-                std::sync::Arc::make_mut(&mut inner.platform.incidents).insert(0, i);
             }
             count("applied");
             Ok(Done::Applied)
@@ -219,7 +237,18 @@ impl Daemon {
             )?),
             None => None,
         };
-        let events = resolved
+        let (old_alerts, old_incidents) = (
+            inner.platform.alerts.clone(),
+            inner.platform.incidents.clone(),
+        );
+        inner.platform.alerts.remove(&a.fingerprint);
+        if let Some(i) = &resolved {
+            let list = std::sync::Arc::make_mut(&mut inner.platform.incidents);
+            if let Some(slot) = list.iter_mut().find(|x| x.id == i.id) {
+                *slot = i.clone();
+            }
+        }
+        let explicit = resolved
             .as_ref()
             .map(|i| {
                 super::announce::only(crate::notify::event::incident(
@@ -229,17 +258,17 @@ impl Daemon {
                 ))
             })
             .unwrap_or_default();
-        store(inner)?
-            .save_alert(&a.fingerprint, None, resolved.as_ref(), &events)
-            .map_err(unavailable)?;
-        info!(target: "offramp::alerts", component = %e.component, summary = %e.summary, "alert resolved");
-        inner.platform.alerts.remove(&a.fingerprint);
-        if let Some(i) = resolved {
-            let list = std::sync::Arc::make_mut(&mut inner.platform.incidents);
-            if let Some(slot) = list.iter_mut().find(|x| x.id == i.id) {
-                *slot = i;
-            }
+        let events = super::announce::with_changes(inner, explicit, t);
+        if let Err(err) = store(inner).and_then(|s| {
+            s.save_alert(&a.fingerprint, None, resolved.as_ref(), &events)
+                .map_err(unavailable)
+        }) {
+            inner.platform.alerts = old_alerts;
+            inner.platform.incidents = old_incidents;
+            return Err(err);
         }
+        super::announce::written(inner, &events);
+        info!(target: "offramp::alerts", component = %e.component, summary = %e.summary, "alert resolved");
         count("resolved");
         Ok(Done::Applied)
     }

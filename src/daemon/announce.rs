@@ -25,6 +25,9 @@ use crate::store::Announce;
 pub(super) struct Announced {
     pub loaded: bool,
     pub map: BTreeMap<String, String>,
+    /// Found and taken into `map`, but not yet in the database (a write failed): written
+    /// first with the next change.
+    pub unwritten: Announce,
 }
 
 impl Announced {
@@ -159,7 +162,9 @@ pub(super) fn pending(inner: &Inner, t: OffsetDateTime) -> Announce {
     let decisions = super::decisions(inner, t);
     let planned: Vec<bool> = decisions.iter().map(Decision::under_maintenance).collect();
     let platform = super::view::platform_view(inner, &planned, t);
-    diff(inner, &inner.announced.map, &decisions, &platform, t)
+    let mut out = inner.announced.unwritten.clone();
+    out.extend(diff(inner, &inner.announced.map, &decisions, &platform, t));
+    out
 }
 
 /// `explicit` (a command's own events and keys) followed by what else it changes.
@@ -177,26 +182,42 @@ pub(super) fn with_changes(inner: &Inner, explicit: Announce, t: OffsetDateTime)
     let decisions = super::decisions(inner, t);
     let planned: Vec<bool> = decisions.iter().map(Decision::under_maintenance).collect();
     let platform = super::view::platform_view(inner, &planned, t);
-    let mut out = explicit;
+    let mut out = inner.announced.unwritten.clone();
+    out.extend(explicit);
     out.extend(diff(inner, &map, &decisions, &platform, t));
     out
 }
 
-/// Writes what `publish` found, then takes it in; on a failed write nothing is taken
-/// in, so the next publish (within seconds: uptime republishes every 10 s) tries again.
+/// Takes in what `publish` found and writes it, after whatever an earlier write could
+/// not: once found, a change is never found again, so none is lost or merged while the
+/// database refuses writes (a crash meanwhile is covered by the start-up comparison).
+///
+/// What `publish` finds lives outside the database (a flip in the state file, a
+/// window's edge on the clock, health), so its events are written without waiting
+/// for the disk (`Store::record_events_lazy`): a power cut may lose the last of them,
+/// and start-up then announces them again, comparing the states with what the database
+/// says was announced. A flip does not wait for a second fsync.
 pub(super) fn record(inner: &mut Inner, a: Announce) {
-    if a.is_empty() {
+    if a.is_empty() && inner.announced.unwritten.is_empty() {
         return;
     }
+    inner.announced.apply(&a);
+    inner.announced.unwritten.extend(a);
     let Some(store) = inner.store.clone() else {
         return;
     };
-    match store.record_events(&a) {
-        Ok(()) => inner.announced.apply(&a),
+    match store.record_events_lazy(&inner.announced.unwritten) {
+        Ok(()) => inner.announced.unwritten = Announce::default(),
         Err(e) => {
-            tracing::error!(target: "offramp::notify", "{e}; the events are written with the next change");
+            tracing::error!(target: "offramp::notify", events = inner.announced.unwritten.events.len(), "{e}; the events are kept and written with the next change");
         }
     }
+}
+
+/// After a command's transaction took `a` (which began with what was unwritten).
+pub(super) fn written(inner: &mut Inner, a: &Announce) {
+    inner.announced.apply(a);
+    inner.announced.unwritten = Announce::default();
 }
 
 /// Gives every configured target (and the mail queue) its place in the outbox before
@@ -213,6 +234,10 @@ pub(super) fn register_targets(inner: &Inner) {
             .as_ref()
             .map(|_| crate::notify::MAIL_QUEUE),
     );
+    let names: Vec<&str> = names.collect();
+    if let Err(e) = store.forget_targets_except(&names) {
+        tracing::error!(target: "offramp::notify", "{e}");
+    }
     for name in names {
         if let Err(e) = store.target(name) {
             tracing::error!(target: "offramp::notify", notify = %name, "{e}");

@@ -334,20 +334,23 @@ fn publish(cell: &ArcSwap<Snapshot>, inner: &mut Inner, t: OffsetDateTime) {
     let decisions = decisions(inner, t);
     uptime::accrue(inner, &decisions, t);
     let snap = view::build_snapshot(inner, &decisions, t);
-    if inner.announced.loaded {
-        let a = announce::diff(
+    let announce = inner.announced.loaded.then(|| {
+        announce::diff(
             inner,
             &inner.announced.map,
             &decisions,
             &snap.view.platform,
             t,
-        );
-        announce::record(inner, a);
-    }
+        )
+    });
     if let Some(m) = crate::metrics::get() {
         for (site, st) in inner.config.sites.iter().zip(&snap.states) {
             m.set_site_offline(&site.name, st.state == SiteState::Offline);
         }
     }
+    // In force first: the outbox write comes after the swap, never before it.
     cell.store(Arc::new(snap));
+    if let Some(a) = announce {
+        announce::record(inner, a);
+    }
 }

@@ -58,7 +58,11 @@ impl Daemon {
         super::announce::register_targets(&inner);
         match store.load_announced() {
             Ok(map) => {
-                inner.announced = super::announce::Announced { loaded: true, map };
+                inner.announced = super::announce::Announced {
+                    loaded: true,
+                    map,
+                    unwritten: Default::default(),
+                };
             }
             Err(e) => {
                 tracing::error!(target: "offramp::notify", "{e}; nothing is announced until offramp restarts")
@@ -189,7 +193,7 @@ impl Daemon {
             inner.platform.set = old;
             return Err(e);
         }
-        inner.announced.apply(&a);
+        super::announce::written(&mut inner, &a);
         publish(&self.snapshot, &mut inner, t);
         tracing::info!(target: "offramp::platform", component = name, status = status.api(), by = %by.0, "component status set");
         Ok(json!({"name": name, "status": status}))
@@ -247,7 +251,7 @@ impl Daemon {
                     inner.platform.incidents = old;
                     return Err(e);
                 }
-                inner.announced.apply(&a);
+                super::announce::written(&mut inner, &a);
                 tracing::info!(target: "offramp::platform", id = %incident.id, status = incident.status.api(), impact = incident.impact.api(), by = %by.0, name = %incident.name, "incident saved");
                 publish(&self.snapshot, &mut inner, t);
                 Ok(out)
@@ -262,16 +266,23 @@ impl Daemon {
                     .find(|x| x.id == m.id)
                     .map(|x| x.status_at(t));
                 let after = m.status_at(t);
-                let kinds: Vec<&str> = match before {
+                // From what was announced (a window's start the timer has not
+                // announced yet is announced now, before this command's own event).
+                let prev = inner
+                    .announced
+                    .map
+                    .get(&format!("maintenance:{}", m.id))
+                    .cloned()
+                    .or_else(|| before.map(|b| super::announce::maintenance_word(b).to_string()));
+                let kinds: Vec<&str> = match prev {
                     None if after == crate::platform::MaintenanceStatus::InProgress => {
                         vec!["maintenance.scheduled", "maintenance.started"]
                     }
                     None => vec!["maintenance.scheduled"],
-                    Some(b) if b == after => vec!["maintenance.updated"],
-                    Some(b) => super::announce::maintenance_kinds(
-                        super::announce::maintenance_word(b),
-                        after,
-                    ),
+                    Some(p) if p == super::announce::maintenance_word(after) => {
+                        vec!["maintenance.updated"]
+                    }
+                    Some(p) => super::announce::maintenance_kinds(&p, after),
                 };
                 let old = inner.platform.maintenances.clone();
                 let list = Arc::make_mut(&mut inner.platform.maintenances);
@@ -297,7 +308,7 @@ impl Daemon {
                     inner.platform.maintenances = old;
                     return Err(e);
                 }
-                inner.announced.apply(&a);
+                super::announce::written(&mut inner, &a);
                 tracing::info!(target: "offramp::platform", id = %m.id, status = m.status_at(t).api(), by = %by.0, name = %m.name, "maintenance saved");
                 self.windows_changed(&mut inner, t);
                 Ok(out)

@@ -28,16 +28,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// The cursor name of the e-mail subscriptions' queue.
 pub const MAIL_QUEUE: &str = "@mail";
 
-/// The queues whose cursors hold events in the outbox: every target, and the mail
-/// queue when `[smtp]` is set.
-fn active(config: &Config) -> Vec<String> {
-    let mut names: Vec<String> = config.notify.iter().map(|n| n.name.clone()).collect();
-    if config.smtp.is_some() {
-        names.push(MAIL_QUEUE.to_string());
-    }
-    names
-}
-
 /// Keeps one delivery task per configured target (restarted when its settings change
 /// on a reload, stopped when it is removed), and prunes the outbox.
 /// `configs`: the config in force, sent anew on every reload.
@@ -51,6 +41,11 @@ pub async fn run(store: Arc<Store>, mut configs: tokio::sync::watch::Receiver<Ar
             if !keep {
                 task.abort();
                 tracing::info!(target: "offramp::notify", notify = %name, "notify target stopped");
+            } else if task.is_finished() {
+                // A queue never stops by itself: one that did (it could not make its
+                // HTTP client) is started again at the next turn.
+                tracing::warn!(target: "offramp::notify", notify = %name, "notify target's queue stopped; starting it again");
+                return false;
             }
             keep
         });
@@ -63,9 +58,8 @@ pub async fn run(store: Arc<Store>, mut configs: tokio::sync::watch::Receiver<Ar
         tokio::select! {
             r = configs.changed() => if r.is_err() { return },
             _ = prune.tick() => {
-                let names = active(&config);
                 let s = store.clone();
-                let left = tokio::task::spawn_blocking(move || s.prune_events(&names)).await;
+                let left = tokio::task::spawn_blocking(move || s.prune_events()).await;
                 match left {
                     Ok(Ok(n)) => {
                         if let Some(m) = crate::metrics::get() {

@@ -159,7 +159,14 @@ pub async fn deliver(
         }
         NotifyFormat::Slack => {
             let w = words(&event);
-            let text = format!("*{}*\n{}", w.title, w.message);
+            // Slack reads `<…>` as links and mentions (`<!channel>`): what an
+            // incident says is escaped as its docs ask (&, <, >).
+            let esc = |t: &str| {
+                t.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+            };
+            let text = format!("*{}*\n{}", esc(&w.title), esc(&w.message));
             let req = client
                 .post(url)
                 .header("content-type", "application/json")
@@ -175,7 +182,8 @@ pub async fn deliver(
             let req = client
                 .post(url)
                 .header("content-type", "application/json")
-                .body(json!({ "content": text }).to_string());
+                // No `@everyone` or role pings from what an incident says.
+                .body(json!({ "content": text, "allowed_mentions": { "parse": [] } }).to_string());
             send(req).await.map(|r| r.0)
         }
         NotifyFormat::Ntfy => {

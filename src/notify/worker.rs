@@ -211,7 +211,7 @@ pub async fn run(store: Arc<Store>, target: Notify) {
                             0
                         };
                         p.flush(&store, &name).await;
-                        failed(&store, &target, &e, attempts, f, now).await;
+                        failed(&store, &target, &e, p.cursor, attempts, f, now).await;
                         continue 'fresh;
                     }
                 }
@@ -225,6 +225,7 @@ async fn failed(
     store: &Arc<Store>,
     target: &Notify,
     e: &crate::store::StoredEvent,
+    from: i64,
     attempts: u32,
     f: Failure,
     now: OffsetDateTime,
@@ -237,7 +238,11 @@ async fn failed(
     if now - e.at >= give_up {
         let cutoff = now - give_up;
         let (n, err, classes) = (name.clone(), f.error.clone(), classes(target));
-        match db(store, move |s| s.give_up(&n, &classes, cutoff, &err, now)).await {
+        match db(store, move |s| {
+            s.give_up(&n, from, &classes, cutoff, &err, now)
+        })
+        .await
+        {
             Ok(count) => {
                 if let Some(m) = crate::metrics::get() {
                     m.notify.given_up(&name, count);
@@ -248,8 +253,23 @@ async fn failed(
         }
         return;
     }
-    let wait = f.retry_after.unwrap_or_else(|| backoff(attempts));
-    let next = now + time::Duration::try_from(wait).unwrap_or(time::Duration::MAX);
+    // A 429's Retry-After is followed, but no sooner than the backoff (no hot loop on
+    // `Retry-After: 0`) and no later than the backoff's longest wait, nor past the time
+    // this event is given up on (a target cannot park its queue for a year).
+    let left = give_up
+        .checked_sub(now - e.at)
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or(Duration::ZERO);
+    let floor = backoff(attempts);
+    let wait = match f.retry_after {
+        Some(r) => r
+            .clamp(floor.min(MAX_BACKOFF), MAX_BACKOFF.max(floor))
+            .min(left.max(floor)),
+        None => floor,
+    };
+    let next = now
+        .checked_add(time::Duration::try_from(wait).unwrap_or(time::Duration::ZERO))
+        .unwrap_or(now);
     let (n, err) = (name.clone(), f.error.clone());
     if let Err(err) = db(store, move |s| s.attempt_failed(&n, &err, next)).await {
         warn!(target: "offramp::notify", notify = %name, "{err}");

@@ -145,6 +145,32 @@ impl Store {
         Ok(())
     }
 
+    /// Like [`Store::record_events`], but the commit does not wait for the disk
+    /// (`synchronous=NORMAL` for this one transaction): atomic and in order all the
+    /// same, and durable against a crash of offramp; a power cut may lose it. For
+    /// events whose change lives outside the database and is compared again at start-up.
+    pub fn record_events_lazy(&self, a: &Announce) -> Result<(), StoreError> {
+        if a.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        conn.execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(|e| self.write_err(e))?;
+        let written = (|| {
+            let tx = conn.transaction().map_err(|e| self.write_err(e))?;
+            write(&tx, a).map_err(|e| self.write_err(e))?;
+            tx.commit().map_err(|e| self.write_err(e))
+        })();
+        // Every other write waits for the disk again, whatever happened.
+        let restored = conn
+            .execute_batch("PRAGMA synchronous=FULL")
+            .map_err(|e| self.write_err(e));
+        written?;
+        restored?;
+        self.woke(&conn);
+        Ok(())
+    }
+
     /// What was last announced, by key (`site:NAME`, `component:NAME`, `maintenance:ID`).
     pub fn load_announced(&self) -> Result<BTreeMap<String, String>, StoreError> {
         let conn = self.conn();
@@ -302,12 +328,14 @@ impl Store {
         .map_err(|e| self.write_err(e))
     }
 
-    /// Gives up on the target's pending events made before `cutoff` (the oldest ones,
+    /// Gives up on the target's pending events (after `from`, or its cursor if that is
+    /// further: what it delivered and could not yet write is not failed) made before `cutoff` (the oldest ones,
     /// in order, up to the first younger one): each is recorded as failed with `error`
     /// and the cursor moves past them. How many there were.
     pub fn give_up(
         &self,
         name: &str,
+        from: i64,
         classes: &[&str],
         cutoff: OffsetDateTime,
         error: &str,
@@ -325,7 +353,8 @@ impl Store {
                 )
                 .optional()
                 .map_err(sql)?
-                .unwrap_or(0);
+                .unwrap_or(0)
+                .max(from);
             // The first pending event young enough to keep: everything before it goes.
             let keep: Option<i64> = tx
                 .query_row(
@@ -429,34 +458,39 @@ impl Store {
         read().map_err(|e| self.read_err(e))
     }
 
-    /// Drops the events every target in `active` is done with, and the progress of
-    /// targets no longer configured. Rows in the outbox afterwards.
-    pub fn prune_events(&self, active: &[String]) -> Result<u64, StoreError> {
+    /// Drops the events every target is done with; rows in the outbox afterwards.
+    pub fn prune_events(&self) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let run = || -> R<u64> {
+            let min: i64 = conn
+                .query_row(
+                    "SELECT MIN(COALESCE((SELECT MIN(cursor) FROM notify_target), ?1), ?1)",
+                    [newest(&conn)?],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            conn.execute("DELETE FROM event WHERE seq <= ?1", [min])
+                .map_err(sql)?;
+            conn.query_row("SELECT COUNT(*) FROM event", [], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(sql)
+        };
+        run().map_err(|e| self.write_err(e))
+    }
+
+    /// Forgets the progress of every target not in `active` (no longer configured): a
+    /// target added again later starts afresh, and its events no longer hold the
+    /// outbox. Called with the config in force, before anything is announced under it.
+    pub fn forget_targets_except(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.write_err(e))?;
-        let run = |tx: &Connection| -> R<u64> {
-            let mut min = newest(tx)?;
-            for name in active {
-                let c: Option<i64> = tx
-                    .query_row(
-                        "SELECT cursor FROM notify_target WHERE name = ?1",
-                        [name],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(sql)?;
-                if let Some(c) = c {
-                    min = min.min(c);
-                }
-            }
-            tx.execute("DELETE FROM event WHERE seq <= ?1", [min])
-                .map_err(sql)?;
+        let run = |tx: &Connection| -> R<()> {
             let names: Vec<String> = {
                 let mut st = tx.prepare("SELECT name FROM notify_target").map_err(sql)?;
                 let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(sql)?;
                 rows.collect::<Result<_, _>>().map_err(sql)?
             };
-            for n in names.iter().filter(|n| !active.contains(n)) {
+            for n in names.iter().filter(|n| !active.contains(&n.as_str())) {
                 tx.execute("DELETE FROM notify_target WHERE name = ?1", [n])
                     .map_err(sql)?;
                 tx.execute("DELETE FROM notify_failed WHERE target = ?1", [n])
@@ -464,13 +498,10 @@ impl Store {
                 tx.execute("DELETE FROM mirror WHERE target = ?1", [n])
                     .map_err(sql)?;
             }
-            tx.query_row("SELECT COUNT(*) FROM event", [], |r| r.get::<_, i64>(0))
-                .map(|n| u64::try_from(n).unwrap_or(0))
-                .map_err(sql)
+            Ok(())
         };
-        let n = run(&tx).map_err(|e| self.write_err(e))?;
-        tx.commit().map_err(|e| self.write_err(e))?;
-        Ok(n)
+        run(&tx).map_err(|e| self.write_err(e))?;
+        tx.commit().map_err(|e| self.write_err(e))
     }
 
     /// The remote ID a target gave to local record `local` (a Statuspage incident).

@@ -69,7 +69,14 @@ fn giving_up_takes_the_old_events_only_and_is_listed() {
         .unwrap();
     assert_eq!(s.target("ops").unwrap().attempts, 1);
     let n = s
-        .give_up("ops", &["site"], now - Duration::hours(24), "HTTP 500", now)
+        .give_up(
+            "ops",
+            0,
+            &["site"],
+            now - Duration::hours(24),
+            "HTTP 500",
+            now,
+        )
         .unwrap();
     assert_eq!(n, 2);
     let row = s.target("ops").unwrap();
@@ -94,10 +101,10 @@ fn pruning_keeps_what_a_target_still_needs() {
     let all = s.events_after(0, 10).unwrap();
     s.delivered("fast", all[2].seq, t).unwrap();
     s.delivered("slow", all[0].seq, t).unwrap();
-    let active = vec!["fast".to_string(), "slow".to_string()];
-    assert_eq!(s.prune_events(&active).unwrap(), 2);
+    assert_eq!(s.prune_events().unwrap(), 2);
     // A target removed from the config no longer holds events back.
-    assert_eq!(s.prune_events(&["fast".to_string()]).unwrap(), 0);
+    s.forget_targets_except(&["fast"]).unwrap();
+    assert_eq!(s.prune_events().unwrap(), 0);
     // ... and comes back as new: from the newest event on.
     let row = s.target("slow").unwrap();
     assert_eq!(row.delivered, 0);

@@ -134,6 +134,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// This status host as the visitor reached it (`Decision::Subscription`'s).
     pub origin: &'a str,
+    /// The browser says another site's page sent it (`Sec-Fetch-Site: cross-site`).
+    pub cross_site: bool,
 }
 
 /// Runs `f` (database work) off the request's thread.
@@ -155,6 +157,12 @@ pub async fn handle(snap: &Snapshot, req: Request<'_>) -> Reply {
     }
     if req.page == Page::Subscribe && !post {
         return pages::form(view);
+    }
+    if req.page == Page::Subscribe && req.cross_site {
+        // Another site's page making its visitors' browsers subscribe someone (each
+        // visitor with a limit of their own): refused. Unsubscribing stays open to
+        // any sender, as RFC 8058's mail clients are.
+        return pages::cross_site(view);
     }
     let Some(store) = DAEMON.get().map(|d| d.store.clone()) else {
         return pages::unavailable(view);

@@ -91,6 +91,14 @@ for is gone (unsubscribed, or not confirmed within a week).</p>{BACK}"
 }
 
 /// 503: the database or the randomness is not available.
+/// 403: a subscription sent from another site's page.
+pub fn cross_site(view: &View) -> Reply {
+    let body = format!(
+        "<h1>Subscribe from this page</h1><p>Subscriptions are taken from this status page's own form only.</p>{BACK}"
+    );
+    framed(view, 403, "Forbidden", &body)
+}
+
 pub fn unavailable(view: &View) -> Reply {
     let body =
         format!("<h1>Subscriptions are unavailable</h1><p>Try again in a few minutes.</p>{BACK}");

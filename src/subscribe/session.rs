@@ -32,6 +32,10 @@ pub async fn serve(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let cross_site = req
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
     let declared = req
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -69,6 +73,7 @@ pub async fn serve(
         content_type: content_type.as_deref(),
         body: &body,
         origin,
+        cross_site,
     };
     subscribe::handle(snap, req).await
 }
