@@ -17,6 +17,7 @@ mod outbox;
 mod rows;
 mod schema;
 mod subscribers;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -220,10 +221,11 @@ fn migrate(conn: &mut Connection, from: u32) -> Result<(), String> {
 mod health;
 
 pub use health::{AlertRow, UptimeDay};
-pub use outbox::{Announce, FailedRow, NewEvent, StoredEvent, TargetRow};
+pub use outbox::{Announce, NewEvent, StoredEvent};
 pub use subscribers::{
     same_token, NewMail, NewSubscriber, QueuedMail, Subscribed, SubscriberRow, TokenKind,
 };
+pub use targets::{FailedRow, TargetRow};
 
 #[cfg(test)]
 mod outbox_tests;
