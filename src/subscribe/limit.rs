@@ -3,7 +3,9 @@
 //! `/subscribe*` and `/unsubscribe` request. A sliding window of the last requests let
 //! through; refused requests do not count, so a client that waits gets in again. The
 //! map is pruned as it goes and never holds more than `MAX_CLIENTS` addresses: past
-//! that (a flood from many addresses), new clients are refused until entries age out.
+//! that (a flood from many addresses), new clients share one bucket of
+//! `OVERFLOW_PER_WINDOW` a minute until entries age out, so a flood cannot lock
+//! everyone else out.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -16,6 +18,8 @@ pub const PER_WINDOW: usize = 5;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Clients remembered at most.
 const MAX_CLIENTS: usize = 65_536;
+/// Requests a minute that clients new while the map is full share.
+const OVERFLOW_PER_WINDOW: usize = 100;
 /// The map is swept of idle clients once it holds this many more than after the last sweep.
 const SWEEP_EVERY: usize = 1_024;
 
@@ -26,6 +30,8 @@ enum Client {
     /// The first 64 bits.
     V6(u64),
     Unknown,
+    /// Every new client while the map is full.
+    Overflow,
 }
 
 fn client(ip: Option<IpAddr>) -> Client {
@@ -69,14 +75,17 @@ impl Limiter {
             inner.swept_at = inner.clients.len();
             inner.last_sweep = Some(now);
         }
-        if inner.clients.len() >= MAX_CLIENTS && !inner.clients.contains_key(&key) {
-            return Err(WINDOW);
-        }
+        let (key, limit) =
+            if inner.clients.len() >= MAX_CLIENTS && !inner.clients.contains_key(&key) {
+                (Client::Overflow, OVERFLOW_PER_WINDOW)
+            } else {
+                (key, PER_WINDOW)
+            };
         let times = inner.clients.entry(key).or_default();
         while times.front().is_some_and(|t| !fresh(t)) {
             times.pop_front();
         }
-        if times.len() >= PER_WINDOW {
+        if times.len() >= limit {
             let oldest = times.front().copied().unwrap_or(now);
             let wait = WINDOW.saturating_sub(now.saturating_duration_since(oldest));
             return Err(wait.max(Duration::from_secs(1)));
@@ -136,8 +145,15 @@ mod tests {
         for i in 0..(MAX_CLIENTS as u32) {
             assert!(l.check(Some(IpAddr::V4(i.into())), t).is_ok());
         }
-        // Full of fresh clients: a new one waits.
+        // Full of fresh clients: new ones share one bucket, never locked out at once...
+        for i in 0..OVERFLOW_PER_WINDOW as u32 {
+            let ip = IpAddr::V4((0xCB00_7100u32 + i).into());
+            assert!(l.check(Some(ip), t).is_ok(), "new client {i} while full");
+        }
+        // ... until the bucket is spent: then they wait.
         assert!(l.check(Some("203.0.113.1".parse().unwrap()), t).is_err());
+        // The map itself does not grow past its bound.
+        assert_eq!(l.inner.lock().unwrap().clients.len(), MAX_CLIENTS + 1);
         // A minute later, the old ones are swept away.
         assert!(l
             .check(Some("203.0.113.1".parse().unwrap()), t + WINDOW)

@@ -229,28 +229,36 @@ async fn subscribe(
     let status_url = snap.table.status_origin.as_deref().map(str::to_string);
     let s = store.clone();
     let id = new.id.clone();
-    let outcome = blocking(move || {
-        s.subscribe(&new, OffsetDateTime::now_utc(), CONFIRM_RESEND, |row| {
-            mail::confirmation(&title, &mail::base(status_url.as_deref(), &row.origin), row)
+    // The answer does not wait for the database: a new address (a write) and a known
+    // one (none) take the same time to answer, so timing tells nobody who is
+    // subscribed. A failed write is logged; the visitor can ask again.
+    tokio::spawn(async move {
+        let outcome = blocking(move || {
+            s.subscribe(&new, OffsetDateTime::now_utc(), CONFIRM_RESEND, |row| {
+                mail::confirmation(&title, &mail::base(status_url.as_deref(), &row.origin), row)
+            })
         })
-    })
-    .await?;
-    match outcome {
-        Subscribed::New => {
-            tracing::info!(target: "offramp::mail", subscriber = %id, "new subscriber, confirmation mail queued");
-            queued().notify_one();
+        .await;
+        match outcome {
+            Ok(Subscribed::New) => {
+                tracing::info!(target: "offramp::mail", subscriber = %id, "new subscriber, confirmation mail queued");
+                queued().notify_one();
+            }
+            Ok(Subscribed::Pending { resent: true }) => {
+                tracing::info!(target: "offramp::mail", "pending subscriber asked again, confirmation mail queued");
+                queued().notify_one();
+            }
+            Ok(Subscribed::Pending { resent: false }) => {
+                tracing::debug!(target: "offramp::mail", "pending subscriber asked again within 10 minutes, no mail")
+            }
+            Ok(Subscribed::Confirmed) => {
+                tracing::debug!(target: "offramp::mail", "confirmed subscriber asked again, nothing changed")
+            }
+            Err(e) => {
+                tracing::error!(target: "offramp::mail", "subscription not recorded: {e}")
+            }
         }
-        Subscribed::Pending { resent: true } => {
-            tracing::info!(target: "offramp::mail", "pending subscriber asked again, confirmation mail queued");
-            queued().notify_one();
-        }
-        Subscribed::Pending { resent: false } => {
-            tracing::debug!(target: "offramp::mail", "pending subscriber asked again within 10 minutes, no mail")
-        }
-        Subscribed::Confirmed => {
-            tracing::debug!(target: "offramp::mail", "confirmed subscriber asked again, nothing changed")
-        }
-    }
+    });
     Ok(pages::check_inbox(view, &address))
 }
 
