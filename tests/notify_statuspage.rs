@@ -309,6 +309,76 @@ fn an_incident_is_created_then_updated_and_resolved_on_statuspage() {
 }
 
 #[test]
+fn a_maintenance_is_a_scheduled_incident_on_statuspage() {
+    let origin = TestOrigin::start("origin");
+    let sp = Webhook::start();
+    sp.set_handler(statuspage);
+    let o = start(&origin, &sp, KEY);
+    let id = o
+        .cli(&[
+            "maintenance",
+            "schedule",
+            "Mail server upgrade",
+            "--component",
+            "mail",
+            "--start",
+            "+1h",
+            "--end",
+            "+2h",
+            "--message",
+            "New disks",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    o.cli(&["maintenance", "cancel", &id]).ok();
+    let incidents = format!("/v1/pages/{PAGE}/incidents");
+    sp.wait_until(LIMIT, "the cancellation on Statuspage", |r| {
+        r.iter()
+            .filter(|r| r.delivered() && r.path().starts_with(&incidents))
+            .count()
+            >= 2
+    });
+    wait_idle(&o, "sp", LIMIT);
+    let reqs = sp.requests();
+    let ok = accepted(&reqs, 0);
+    let inc: Vec<&Recorded> = ok
+        .iter()
+        .filter(|r| r.path().starts_with(&incidents))
+        .collect();
+    let calls: Vec<(&str, &str)> = inc.iter().map(|r| (r.method.as_str(), r.path())).collect();
+    let sp123 = format!("{incidents}/sp123");
+    assert_eq!(
+        calls,
+        [("POST", incidents.as_str()), ("PATCH", sp123.as_str())],
+        "{}",
+        describe(&reqs)
+    );
+    let created = inc[0].json();
+    let c = &created["incident"];
+    assert_eq!(c["name"], "Mail server upgrade", "{created}");
+    assert_eq!(c["status"], "scheduled", "{created}");
+    assert_eq!(c["body"], "New disks", "{created}");
+    assert_eq!(c["component_ids"], json!([MAIL]), "{created}");
+    for key in ["scheduled_for", "scheduled_until"] {
+        rfc3339(&c[key]);
+    }
+    let cancelled = inc[1].json();
+    assert_eq!(cancelled["incident"]["status"], "completed", "{cancelled}");
+    assert_eq!(
+        cancelled["incident"]["body"], "This maintenance was cancelled.",
+        "{cancelled}"
+    );
+    // Scheduled for later: the component never went under maintenance.
+    assert!(
+        component_patches(&ok, MAIL).is_empty(),
+        "{}",
+        describe(&reqs)
+    );
+}
+
+#[test]
 fn a_key_statuspage_refuses_shows_as_failing_with_its_error() {
     let origin = TestOrigin::start("origin");
     let sp = Webhook::start();
