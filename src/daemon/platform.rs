@@ -161,7 +161,7 @@ impl Daemon {
             .iter()
             .find(|n| n.name == name)
             .ok_or_else(|| CmdError::NotFound(format!("unknown notify target {name:?}")))?;
-        crate::notify::test(target, store.as_deref()).map_err(CmdError::Refused)
+        crate::notify::test(target, store.as_ref()).map_err(CmdError::Refused)
     }
 
     fn component_set(

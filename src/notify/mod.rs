@@ -150,7 +150,7 @@ pub fn list(config: &Config, store: &Store) -> Result<Value, String> {
 }
 
 /// `offramp notify test NAME`: one attempt with a test event, now, outside the queue.
-pub fn test(target: &Notify, store: Option<&Store>) -> Result<Value, String> {
+pub fn test(target: &Notify, store: Option<&Arc<Store>>) -> Result<Value, String> {
     let e = event::test(OffsetDateTime::now_utc());
     let client = send::client(target)?;
     let handle = tokio::runtime::Handle::try_current()

@@ -3,6 +3,7 @@
 //! a 429 asks for). URLs and secrets never appear in an error: reqwest's errors are
 //! stripped of their URL, and failures are told by status code.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -134,7 +135,7 @@ fn source_text(e: &reqwest::Error) -> String {
 pub async fn deliver(
     client: &reqwest::Client,
     target: &Notify,
-    store: Option<&Store>,
+    store: Option<&Arc<Store>>,
     body: &str,
 ) -> Result<u16, Failure> {
     let url = target.url.expose_str();
@@ -250,15 +251,20 @@ async fn upsert(
     client: &reqwest::Client,
     target: &Notify,
     sp: &Statuspage,
-    store: Option<&Store>,
+    store: Option<&Arc<Store>>,
     local: &Value,
     body: Value,
 ) -> Result<u16, Failure> {
     let local = local.get("id").and_then(Value::as_str).unwrap_or("");
+    // Database calls off the delivery runtime's one thread (other targets share it).
     let remote = match store {
-        Some(s) => s
-            .mirror_id(&target.name, local)
-            .map_err(|e| Failure::new(e.to_string()))?,
+        Some(s) => {
+            let (s, name, id) = (s.clone(), target.name.clone(), local.to_string());
+            tokio::task::spawn_blocking(move || s.mirror_id(&name, &id))
+                .await
+                .map_err(|e| Failure::new(format!("database task failed: {e}")))?
+                .map_err(|e| Failure::new(e.to_string()))?
+        }
         None => None,
     };
     if let Some(rid) = remote {
@@ -278,8 +284,15 @@ async fn upsert(
         .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
     match (rid, store) {
         (Some(rid), Some(s)) => {
-            if let Err(e) = s.set_mirror_id(&target.name, local, &rid) {
-                tracing::error!(target: "offramp::notify", notify = %target.name, "{e}");
+            let (s, name, id) = (s.clone(), target.name.clone(), local.to_string());
+            match tokio::task::spawn_blocking(move || s.set_mirror_id(&name, &id, &rid)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(target: "offramp::notify", notify = %target.name, "{e}")
+                }
+                Err(e) => {
+                    tracing::error!(target: "offramp::notify", notify = %target.name, "database task failed: {e}")
+                }
             }
         }
         (None, _) => {
@@ -296,7 +309,7 @@ async fn statuspage(
     client: &reqwest::Client,
     target: &Notify,
     sp: &Statuspage,
-    store: Option<&Store>,
+    store: Option<&Arc<Store>>,
     event: &Value,
 ) -> Result<u16, Failure> {
     let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
