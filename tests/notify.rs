@@ -4,6 +4,7 @@
 //! windows): in which order, with which headers, signature and body, and how `offramp
 //! notify list` and `/metrics` count it.
 //!
+//! Health taking a site offline is announced too (source `health`).
 //! Every wait is bounded (`LIMIT`, in `common/notify_helpers.rs` with the config and
 //! event helpers the notify tests share); windows are to the second. Failures,
 //! retries, restarts and reloads are in `tests/notify_delivery.rs`; secret files,
@@ -432,4 +433,38 @@ fn maintenance_windows_are_scheduled_started_completed_or_cancelled_in_order() {
         gap >= time::Duration::milliseconds(900),
         "started at its start, 1 s after it was scheduled: {gap}"
     );
+}
+
+#[test]
+fn health_taking_a_site_offline_is_announced_with_source_health() {
+    // An upstream nobody listens on: its checks fail from the start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let hook = Webhook::start();
+    let o = Offramp::start(&format!(
+        "{}[maintenance]\nstatus_page = \"https://status.example.com\"\n\n\
+         [[site]]\nname = \"cloud\"\nhosts = [\"cloud.test\"]\nupstream = \"http://127.0.0.1:{port}\"\n\
+         health = {{ path = \"/\", interval = \"100ms\", timeout = \"100ms\", fall = 2, rise = 2 }}\n\
+         auto_offline = true\n\n{}",
+        server_section_checked(""),
+        target("ops", &hook.url("/hook"), "")
+    ));
+    let evs = wait_events(&hook, "site.offline by health", |e| {
+        e.iter().any(|e| kind(e) == "site.offline")
+    });
+    let down = &evs[pos(&evs, "site.offline", |e| kind(e) == "site.offline")];
+    assert_eq!(down["site"], "cloud", "{down}");
+    assert_eq!(down["source"], "health", "{down}");
+    let evs = wait_events(&hook, "the component's outage", |e| {
+        e.iter()
+            .any(|e| kind(e) == "component.updated" && e["component"]["status"] == "major_outage")
+    });
+    let c = &evs[pos(&evs, "component.updated", |e| {
+        kind(e) == "component.updated"
+    })];
+    assert_eq!(c["component"]["name"], "cloud", "{c}");
+    assert_eq!(c["component"]["previous"], "operational", "{c}");
+    drop(o);
 }
