@@ -143,3 +143,35 @@ pub(super) fn unreachable_message(socket: &Socket, e: &CallError, timeout: Durat
         }
     }
 }
+
+/// Sends a platform command (the `{"ok", "result"}` answers) and returns its result;
+/// `Err` is the exit code after the one-line error was printed: 1 for a config that
+/// names no socket or a refused command, 2 when the daemon cannot be reached.
+pub(super) fn command_result(
+    cli: &Cli,
+    cmd: &crate::platform::Command,
+    explicit_config: bool,
+) -> Result<Value, std::process::ExitCode> {
+    use crate::table::escape;
+    use std::process::ExitCode;
+    let socket = socket_path(cli, explicit_config).map_err(|e| {
+        eprintln!("offramp: {}", escape(&e));
+        ExitCode::from(1)
+    })?;
+    let mut reply = call(&socket.path, cmd, cli.timeout).map_err(|e| {
+        eprintln!(
+            "offramp: {}",
+            escape(&unreachable_message(&socket, &e, cli.timeout))
+        );
+        ExitCode::from(2)
+    })?;
+    if reply.get("ok").and_then(Value::as_bool) != Some(true) {
+        let msg = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("request refused");
+        eprintln!("offramp: {}", escape(&msg.replace('\n', " ")));
+        return Err(ExitCode::from(1));
+    }
+    Ok(reply["result"].take())
+}

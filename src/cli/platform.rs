@@ -9,9 +9,8 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
 
-use super::client::{call, socket_path, unreachable_message};
+use super::client::command_result;
 use super::platform_text::{incident_text, incidents_table, maintenance_text, maintenances_table};
 use super::Cli;
 use crate::platform::command::ComponentArg;
@@ -362,32 +361,11 @@ fn run(cli: &Cli, planned: Result<(Command, Show, bool), String>, explicit: bool
             return ExitCode::from(1);
         }
     };
-    let socket = match socket_path(cli, explicit) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("offramp: {}", escape(&e));
-            return ExitCode::from(1);
-        }
+    let result = match command_result(cli, &cmd, explicit) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let reply = match call(&socket.path, &cmd, cli.timeout) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "offramp: {}",
-                escape(&unreachable_message(&socket, &e, cli.timeout))
-            );
-            return ExitCode::from(2);
-        }
-    };
-    if reply.get("ok").and_then(Value::as_bool) != Some(true) {
-        let msg = reply
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("request refused");
-        eprintln!("offramp: {}", escape(&msg.replace('\n', " ")));
-        return ExitCode::from(1);
-    }
-    let result = &reply["result"];
+    let result = &result;
     let text = match show {
         Show::Id if !json => format!("{}\n", cell(&result["id"])),
         _ if json => format!(

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::client::{call, socket_path, unreachable_message};
+use super::client::command_result;
 use super::Cli;
 use crate::platform::Command;
 use crate::table::{cell, escape, grid, time_cell};
@@ -74,32 +74,11 @@ pub(super) fn run(cli: &Cli, c: &SubscribersCmd, explicit: bool) -> ExitCode {
             *json,
         ),
     };
-    let socket = match socket_path(cli, explicit) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("offramp: {}", escape(&e));
-            return ExitCode::from(1);
-        }
+    let result = match command_result(cli, &cmd, explicit) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let reply = match call(&socket.path, &cmd, cli.timeout) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "offramp: {}",
-                escape(&unreachable_message(&socket, &e, cli.timeout))
-            );
-            return ExitCode::from(2);
-        }
-    };
-    if reply.get("ok").and_then(Value::as_bool) != Some(true) {
-        let msg = reply
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("request refused");
-        eprintln!("offramp: {}", escape(&msg.replace('\n', " ")));
-        return ExitCode::from(1);
-    }
-    let result = &reply["result"];
+    let result = &result;
     if json {
         println!(
             "{}",

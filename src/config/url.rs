@@ -18,12 +18,7 @@ pub struct StatusUrl {
 impl StatusUrl {
     /// Parses and checks a status page URL.
     pub fn parse(raw: &str) -> Result<StatusUrl, String> {
-        let lower = raw.to_ascii_lowercase();
-        let (scheme, rest) = if lower.starts_with("https://") {
-            ("https", &raw[8..])
-        } else if lower.starts_with("http://") {
-            ("http", &raw[7..])
-        } else {
+        let Some((scheme, rest)) = split_http(raw) else {
             return Err(format!(
                 "{raw:?} is not an http:// or https:// URL (or \"builtin\")"
             ));
@@ -73,12 +68,7 @@ impl StatusUrl {
     /// Checks a link shown on the built-in status page: `http(s)://host[:port]...`,
     /// a query and fragment allowed, nothing a page could misread.
     pub fn parse_link(raw: &str) -> Result<(), String> {
-        let lower = raw.to_ascii_lowercase();
-        let rest = if lower.starts_with("https://") {
-            &raw[8..]
-        } else if lower.starts_with("http://") {
-            &raw[7..]
-        } else {
+        let Some((_, rest)) = split_http(raw) else {
             return Err(format!("{raw:?} is not an http:// or https:// URL"));
         };
         if raw
@@ -152,14 +142,25 @@ pub(crate) fn valid_host(host: &str) -> bool {
         })
 }
 
+/// `raw`'s scheme (`http` or `https`, in any case) and what follows `://`; `None`
+/// for any other scheme.
+fn split_http(raw: &str) -> Option<(&'static str, &str)> {
+    let starts = |p: &str| {
+        raw.get(..p.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(p))
+    };
+    if starts("https://") {
+        Some(("https", &raw[8..]))
+    } else if starts("http://") {
+        Some(("http", &raw[7..]))
+    } else {
+        None
+    }
+}
+
 /// Why `raw` is not an `http(s)://host...` URL; the reason never quotes it.
 pub(super) fn check_url(raw: &str) -> Result<(), &'static str> {
-    let lower = raw.to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &raw[8..]
-    } else if lower.starts_with("http://") {
-        &raw[7..]
-    } else {
+    let Some((_, rest)) = split_http(raw) else {
         return Err("it does not start with http:// or https://");
     };
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {

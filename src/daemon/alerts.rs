@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use super::platform::{incident_json, is_component, store, unavailable};
+use super::platform::{incident_json, is_component};
 use super::{now, publish, Daemon};
 use crate::platform::command::{AlertArg, ComponentArg};
 use crate::platform::model::{MAX_MESSAGE, MAX_TITLE};
@@ -165,10 +165,7 @@ impl Daemon {
             };
             // Applied first, so that the component changes it makes are found and
             // written with it; taken back if the write fails.
-            let (old_alerts, old_incidents) = (
-                inner.platform.alerts.clone(),
-                inner.platform.incidents.clone(),
-            );
+            let before = inner.platform.clone();
             inner
                 .platform
                 .alerts
@@ -186,16 +183,9 @@ impl Daemon {
                     ))
                 })
                 .unwrap_or_default();
-            let events = super::announce::with_changes(inner, explicit, t);
-            if let Err(e) = store(inner).and_then(|s| {
-                s.save_alert(&a.fingerprint, Some(&row), incident.as_ref(), &events)
-                    .map_err(unavailable)
-            }) {
-                inner.platform.alerts = old_alerts;
-                inner.platform.incidents = old_incidents;
-                return Err(e);
-            }
-            super::announce::written(inner, &events);
+            super::announce::save_with_events(inner, before, explicit, t, |s, events| {
+                s.save_alert(&a.fingerprint, Some(&row), incident.as_ref(), events)
+            })?;
             info!(target: "offramp::alerts", component = %component, status = status.api(), summary = %row.summary, "alert firing");
             if let Some(i) = incident {
                 opened.push(incident_json(&i));
@@ -237,10 +227,7 @@ impl Daemon {
             )?),
             None => None,
         };
-        let (old_alerts, old_incidents) = (
-            inner.platform.alerts.clone(),
-            inner.platform.incidents.clone(),
-        );
+        let before = inner.platform.clone();
         inner.platform.alerts.remove(&a.fingerprint);
         if let Some(i) = &resolved {
             let list = std::sync::Arc::make_mut(&mut inner.platform.incidents);
@@ -258,16 +245,9 @@ impl Daemon {
                 ))
             })
             .unwrap_or_default();
-        let events = super::announce::with_changes(inner, explicit, t);
-        if let Err(err) = store(inner).and_then(|s| {
-            s.save_alert(&a.fingerprint, None, resolved.as_ref(), &events)
-                .map_err(unavailable)
-        }) {
-            inner.platform.alerts = old_alerts;
-            inner.platform.incidents = old_incidents;
-            return Err(err);
-        }
-        super::announce::written(inner, &events);
+        super::announce::save_with_events(inner, before, explicit, t, |s, events| {
+            s.save_alert(&a.fingerprint, None, resolved.as_ref(), events)
+        })?;
         info!(target: "offramp::alerts", component = %e.component, summary = %e.summary, "alert resolved");
         count("resolved");
         Ok(Done::Applied)

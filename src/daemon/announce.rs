@@ -33,12 +33,17 @@ pub(super) struct Announced {
 impl Announced {
     /// Takes in what was written.
     pub fn apply(&mut self, a: &Announce) {
-        for (k, v) in &a.announced {
-            match v {
-                Some(v) => self.map.insert(k.clone(), v.clone()),
-                None => self.map.remove(k),
-            };
-        }
+        apply_keys(&mut self.map, a);
+    }
+}
+
+/// Sets and forgets the keys `a` announces in `map`.
+fn apply_keys(map: &mut BTreeMap<String, String>, a: &Announce) {
+    for (k, v) in &a.announced {
+        match v {
+            Some(v) => map.insert(k.clone(), v.clone()),
+            None => map.remove(k),
+        };
     }
 }
 
@@ -65,11 +70,6 @@ fn source(inner: &Inner, site: &str, d: &Decision, t: OffsetDateTime) -> &'stati
             Source::Config => "config",
         },
     }
-}
-
-/// A maintenance's status as announced: its `api()` word.
-pub(super) fn maintenance_word(s: MaintenanceStatus) -> &'static str {
-    s.api()
 }
 
 /// The events of a maintenance going from `before` to `after` (`started` then
@@ -132,11 +132,7 @@ pub(super) fn diff(
     }
     for m in platform.maintenances.iter() {
         let now = m.status_at(t);
-        if let Some(prev) = set(
-            &mut a,
-            format!("maintenance:{}", m.id),
-            maintenance_word(now),
-        ) {
+        if let Some(prev) = set(&mut a, format!("maintenance:{}", m.id), now.api()) {
             for kind in maintenance_kinds(&prev, now) {
                 a.events.push(event::maintenance(
                     kind,
@@ -154,31 +150,13 @@ pub(super) fn diff(
     a
 }
 
-/// What `inner` as it is now would announce: for commands, before they write.
-pub(super) fn pending(inner: &Inner, t: OffsetDateTime) -> Announce {
-    if !inner.announced.loaded {
-        return Announce::default();
-    }
-    let decisions = super::decisions(inner, t);
-    let planned: Vec<bool> = decisions.iter().map(Decision::under_maintenance).collect();
-    let platform = super::view::platform_view(inner, &planned, t);
-    let mut out = inner.announced.unwritten.clone();
-    out.extend(diff(inner, &inner.announced.map, &decisions, &platform, t));
-    out
-}
-
 /// `explicit` (a command's own events and keys) followed by what else it changes.
 pub(super) fn with_changes(inner: &Inner, explicit: Announce, t: OffsetDateTime) -> Announce {
     if !inner.announced.loaded {
         return explicit;
     }
     let mut map = inner.announced.map.clone();
-    for (k, v) in &explicit.announced {
-        match v {
-            Some(v) => map.insert(k.clone(), v.clone()),
-            None => map.remove(k),
-        };
-    }
+    apply_keys(&mut map, &explicit);
     let decisions = super::decisions(inner, t);
     let planned: Vec<bool> = decisions.iter().map(Decision::under_maintenance).collect();
     let platform = super::view::platform_view(inner, &planned, t);
@@ -214,10 +192,33 @@ pub(super) fn record(inner: &mut Inner, a: Announce) {
     }
 }
 
-/// After a command's transaction took `a` (which began with what was unwritten).
-pub(super) fn written(inner: &mut Inner, a: &Announce) {
-    inner.announced.apply(a);
-    inner.announced.unwritten = Announce::default();
+/// Writes a change of the platform's records with its events, in the one transaction
+/// `save` makes: `inner.platform` already holds the change (so that what else it
+/// changes, component statuses, is found), `before` is the records as they were. The
+/// events are what was unwritten, then `explicit`, then those changes. A failed write
+/// puts `before` back: nothing of the command remains.
+pub(super) fn save_with_events(
+    inner: &mut Inner,
+    before: super::platform::Records,
+    explicit: Announce,
+    t: OffsetDateTime,
+    save: impl FnOnce(&crate::store::Store, &Announce) -> Result<(), crate::store::StoreError>,
+) -> Result<(), crate::platform::CmdError> {
+    let a = with_changes(inner, explicit, t);
+    let saved = super::platform::store(inner)
+        .and_then(|s| save(s, &a).map_err(super::platform::unavailable));
+    match saved {
+        Ok(()) => {
+            // The transaction took what was unwritten too.
+            inner.announced.apply(&a);
+            inner.announced.unwritten = Announce::default();
+            Ok(())
+        }
+        Err(e) => {
+            inner.platform = before;
+            Err(e)
+        }
+    }
 }
 
 /// Gives every configured target (and the mail queue) its place in the outbox before

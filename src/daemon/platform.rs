@@ -180,20 +180,14 @@ impl Daemon {
             at: t,
             by: by.0.clone(),
         });
-        let old = inner.platform.set.clone();
+        let before = inner.platform.clone();
         match set.clone() {
             Some(s) => inner.platform.set.insert(name.to_string(), s),
             None => inner.platform.set.remove(name),
         };
-        let a = super::announce::pending(&inner, t);
-        if let Err(e) = store(&inner).and_then(|s| {
-            s.set_component_status(name, set.as_ref(), &a)
-                .map_err(unavailable)
-        }) {
-            inner.platform.set = old;
-            return Err(e);
-        }
-        super::announce::written(&mut inner, &a);
+        super::announce::save_with_events(&mut inner, before, Default::default(), t, |s, a| {
+            s.set_component_status(name, set.as_ref(), a)
+        })?;
         publish(&self.snapshot, &mut inner, t);
         tracing::info!(target: "offramp::platform", component = name, status = status.api(), by = %by.0, "component status set");
         Ok(json!({"name": name, "status": status}))
@@ -236,7 +230,7 @@ impl Daemon {
                     .find(|i| i.id == incident.id)
                     .cloned();
                 let kind = super::announce::incident_kind(before.as_ref(), &incident);
-                let old = inner.platform.incidents.clone();
+                let before = inner.platform.clone();
                 let list = Arc::make_mut(&mut inner.platform.incidents);
                 match list.iter_mut().find(|i| i.id == incident.id) {
                     Some(slot) => *slot = incident.clone(),
@@ -244,14 +238,9 @@ impl Daemon {
                 }
                 let explicit =
                     super::announce::only(crate::notify::event::incident(kind, t, out.clone()));
-                let a = super::announce::with_changes(&inner, explicit, t);
-                if let Err(e) =
-                    store(&inner).and_then(|s| s.save_incident(&incident, &a).map_err(unavailable))
-                {
-                    inner.platform.incidents = old;
-                    return Err(e);
-                }
-                super::announce::written(&mut inner, &a);
+                super::announce::save_with_events(&mut inner, before, explicit, t, |s, a| {
+                    s.save_incident(&incident, a)
+                })?;
                 tracing::info!(target: "offramp::platform", id = %incident.id, status = incident.status.api(), impact = incident.impact.api(), by = %by.0, name = %incident.name, "incident saved");
                 publish(&self.snapshot, &mut inner, t);
                 Ok(out)
@@ -273,18 +262,18 @@ impl Daemon {
                     .map
                     .get(&format!("maintenance:{}", m.id))
                     .cloned()
-                    .or_else(|| before.map(|b| super::announce::maintenance_word(b).to_string()));
+                    .or_else(|| before.map(|b| b.api().to_string()));
                 let kinds: Vec<&str> = match prev {
                     None if after == crate::platform::MaintenanceStatus::InProgress => {
                         vec!["maintenance.scheduled", "maintenance.started"]
                     }
                     None => vec!["maintenance.scheduled"],
-                    Some(p) if p == super::announce::maintenance_word(after) => {
+                    Some(p) if p == after.api() => {
                         vec!["maintenance.updated"]
                     }
                     Some(p) => super::announce::maintenance_kinds(&p, after),
                 };
-                let old = inner.platform.maintenances.clone();
+                let before = inner.platform.clone();
                 let list = Arc::make_mut(&mut inner.platform.maintenances);
                 match list.iter_mut().find(|x| x.id == m.id) {
                     Some(slot) => *slot = m.clone(),
@@ -298,17 +287,12 @@ impl Daemon {
                         .collect(),
                     announced: vec![(
                         format!("maintenance:{}", m.id),
-                        Some(super::announce::maintenance_word(after).to_string()),
+                        Some(after.api().to_string()),
                     )],
                 };
-                let a = super::announce::with_changes(&inner, explicit, t);
-                if let Err(e) =
-                    store(&inner).and_then(|s| s.save_maintenance(&m, &a).map_err(unavailable))
-                {
-                    inner.platform.maintenances = old;
-                    return Err(e);
-                }
-                super::announce::written(&mut inner, &a);
+                super::announce::save_with_events(&mut inner, before, explicit, t, |s, a| {
+                    s.save_maintenance(&m, a)
+                })?;
                 tracing::info!(target: "offramp::platform", id = %m.id, status = m.status_at(t).api(), by = %by.0, name = %m.name, "maintenance saved");
                 self.windows_changed(&mut inner, t);
                 Ok(out)

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::text::words;
+use super::text::{latest_message, words};
 use crate::config::{Notify, NotifyFormat, Statuspage};
 use crate::store::Store;
 
@@ -235,16 +235,6 @@ fn sp_request(
         .header("content-type", "application/json")
 }
 
-/// The newest update's message of an incident or maintenance object.
-fn latest(v: &Value) -> Value {
-    v.get("updates")
-        .and_then(Value::as_array)
-        .and_then(|u| u.first())
-        .and_then(|u| u.get("message"))
-        .cloned()
-        .unwrap_or(json!(""))
-}
-
 /// Creates the incident mirroring `local` (an incident or maintenance object) at its
 /// first event, remembering the ID Statuspage gives it; updates it afterwards.
 async fn upsert(
@@ -357,7 +347,7 @@ async fn statuspage(
                 "name": i.get("name").cloned().unwrap_or(json!("")),
                 "status": i.get("status").cloned().unwrap_or(json!("investigating")),
                 "impact_override": i.get("impact").cloned().unwrap_or(json!("none")),
-                "body": latest(i),
+                "body": latest_message(i),
                 "component_ids": ids,
                 "components": components,
             }});
@@ -382,7 +372,7 @@ async fn statuspage(
                     _ => "scheduled",
                 },
             };
-            let mut body = latest(m);
+            let mut body = json!(latest_message(m));
             if k == "maintenance.cancelled" {
                 body = json!("This maintenance was cancelled.");
             }

@@ -27,7 +27,7 @@ fn incident_status(word: &str) -> String {
 }
 
 /// The newest update's message of an incident or maintenance object.
-fn latest_message(v: &Value) -> &str {
+pub(super) fn latest_message(v: &Value) -> &str {
     v.get("updates")
         .and_then(Value::as_array)
         .and_then(|u| u.first())

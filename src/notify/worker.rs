@@ -21,12 +21,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Events read from the outbox at once (only to skip the ones a target does not take).
 const BATCH: usize = 64;
 
+/// The wait before attempt `attempts + 1` without jitter: 0.5 s · 2^attempts, at
+/// most 5 minutes (the mail queue's too).
+pub fn backoff_base(attempts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << attempts.min(20))
+        .min(MAX_BACKOFF)
+}
+
 /// The wait before attempt `attempts + 1`, with up to a tenth of jitter so that
 /// targets failing together do not retry together.
 pub fn backoff(attempts: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << attempts.min(20))
-        .min(MAX_BACKOFF);
+    let base = backoff_base(attempts);
     let mut b = [0u8; 2];
     let jitter = match getrandom::fill(&mut b) {
         Ok(()) => u64::from(u16::from_le_bytes(b)) * (base.as_millis() as u64 / 10) / 65_535,
@@ -50,10 +56,7 @@ async fn db<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, String> {
     let s = store.clone();
-    match tokio::task::spawn_blocking(move || f(&s)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("database task failed: {e}")),
-    }
+    crate::store::blocking(move || f(&s)).await
 }
 
 fn to_std(d: time::Duration) -> Duration {

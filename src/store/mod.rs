@@ -203,6 +203,17 @@ impl Store {
     }
 }
 
+/// Runs database work `f` on the blocking pool, off an async runtime's threads (a
+/// commit waits for the disk); a task that died is an error too.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("database task failed: {e}")),
+    }
+}
+
 /// Applies the migrations after `from`, each in its own transaction with its version.
 fn migrate(conn: &mut Connection, from: u32) -> Result<(), String> {
     for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(from as usize) {

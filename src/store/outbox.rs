@@ -108,23 +108,11 @@ impl Store {
         self.wake.subscribe()
     }
 
-    /// Writes events with what they announce, in one transaction.
-    pub fn record_events(&self, a: &Announce) -> Result<(), StoreError> {
-        if a.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.write_err(e))?;
-        write(&tx, a).map_err(|e| self.write_err(e))?;
-        tx.commit().map_err(|e| self.write_err(e))?;
-        self.woke(&conn);
-        Ok(())
-    }
-
-    /// Like [`Store::record_events`], but the commit does not wait for the disk
-    /// (`synchronous=NORMAL` for this one transaction): atomic and in order all the
-    /// same, and durable against a crash of offramp; a power cut may lose it. For
-    /// events whose change lives outside the database and is compared again at start-up.
+    /// Writes events with what they announce, in one transaction whose commit does not
+    /// wait for the disk (`synchronous=NORMAL` for this one transaction): atomic and in
+    /// order all the same, and durable against a crash of offramp; a power cut may lose
+    /// it. For events whose change lives outside the database and is compared again at
+    /// start-up; the others go with their change (`save_incident` …).
     pub fn record_events_lazy(&self, a: &Announce) -> Result<(), StoreError> {
         if a.is_empty() {
             return Ok(());

@@ -15,7 +15,7 @@ fn ev(n: u32, at: OffsetDateTime) -> NewEvent {
 }
 
 fn write(s: &Store, events: Vec<NewEvent>) {
-    s.record_events(&Announce {
+    s.record_events_lazy(&Announce {
         events,
         announced: vec![("site:app".into(), Some("offline".into()))],
     })

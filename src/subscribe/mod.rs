@@ -39,7 +39,7 @@ use time::OffsetDateTime;
 use crate::reply::Reply;
 use crate::snapshot::Snapshot;
 use crate::status::View;
-use crate::store::{NewSubscriber, Store, StoreError, Subscribed, TokenKind};
+use crate::store::{blocking, NewSubscriber, Store, Subscribed, TokenKind};
 
 pub use form::MAX_BODY;
 pub use worker::{run as run_mail, MAIL_TARGET};
@@ -136,16 +136,6 @@ pub struct Request<'a> {
     pub origin: &'a str,
     /// The browser says another site's page sent it (`Sec-Fetch-Site: cross-site`).
     pub cross_site: bool,
-}
-
-/// Runs `f` (database work) off the request's thread.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("database task failed: {e}")),
-    }
 }
 
 /// The answer to a subscription request (the client already [`admit`]ted).

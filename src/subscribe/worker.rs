@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use super::mail::{self, Notice};
 use super::Handle;
 use crate::config::{Smtp, SmtpTls};
-use crate::store::{QueuedMail, Store, StoreError};
+use crate::store::{blocking, QueuedMail, Store, StoreError};
 
 /// The outbox cursor of e-mail subscriptions.
 pub use crate::notify::MAIL_QUEUE as MAIL_TARGET;
@@ -35,28 +35,15 @@ pub use crate::notify::MAIL_QUEUE as MAIL_TARGET;
 pub const GIVE_UP_AFTER: time::Duration = time::Duration::hours(24);
 /// Events read from the outbox at a time.
 const BATCH: usize = 200;
-/// The first retry's wait; it doubles up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// One SMTP exchange (connect, TLS, the mail) at most.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pending subscribers are dropped this long after they subscribed.
 const PENDING_FOR: time::Duration = time::Duration::days(mail::CONFIRM_DAYS);
 
-/// 0.5 s · 2^(n-1), at most 5 minutes: the wait after the `n`th failure.
+/// 0.5 s · 2^(n-1), at most 5 minutes: the wait after the `n`th failure (the notify
+/// targets' backoff).
 pub fn backoff(n: u32) -> Duration {
-    let exp = n.saturating_sub(1).min(20);
-    FIRST_BACKOFF.saturating_mul(1u32 << exp).min(MAX_BACKOFF)
-}
-
-/// Runs `f` (database work) on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("database task failed: {e}")),
-    }
+    crate::notify::worker::backoff_base(n.saturating_sub(1))
 }
 
 /// The connection to `[smtp]`, for the config it was made from.
