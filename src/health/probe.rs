@@ -183,13 +183,15 @@ impl Probe {
             }
             Ok(Err(e)) => {
                 return Err(Failure {
-                    reason: if e.kind() == std::io::ErrorKind::TimedOut {
-                        Reason::Timeout
-                    } else {
-                        Reason::Connect
+                    reason: match e.kind() {
+                        std::io::ErrorKind::TimedOut => Reason::Timeout,
+                        // Reset so quickly that the connect itself reports it (the
+                        // upstream accepted and reset at once): a reset, not a refusal.
+                        std::io::ErrorKind::ConnectionReset => Reason::Reset,
+                        _ => Reason::Connect,
                     },
                     detail: e.to_string(),
-                })
+                });
             }
             Ok(Ok(t)) => t,
         };
